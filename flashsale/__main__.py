@@ -1,0 +1,3 @@
+from flashsale.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The core: Redis decides every purchase atomically; the settlement worker records it."""

@@ -1,0 +1,83 @@
+"""Hosts' side of a drop: create, read, list, open, close, restock."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from flashsale.engine.errors import RedisError, Unavailable
+from flashsale.engine.ids import is_drop_id, new_drop_id
+from flashsale.engine.keys import DROP_INDEX, GROUP, room_index
+from flashsale.engine.models import Drop
+from flashsale.engine.redis import RedisClient
+from flashsale.engine.scripts import Scripts
+from flashsale.engine.specs import DropSpec
+
+
+class Drops:
+    def __init__(self, redis: RedisClient, scripts: Scripts) -> None:
+        self._redis = redis
+        self._scripts = scripts
+
+    async def _op(self, drop_id: str, *args: object) -> Drop | None:
+        if not is_drop_id(drop_id):
+            return None
+        try:
+            flat = await Scripts.call(self._scripts.drop, drop_id, *args)
+        except RedisError as exc:
+            raise Unavailable(str(exc)) from exc
+        return Drop.from_hash(flat) if flat else None
+
+    async def create(self, spec: DropSpec) -> Drop:
+        drop_id = new_drop_id()
+        fields: dict[str, object] = {
+            "id": drop_id,
+            "sku": spec.sku,
+            "title": spec.title,
+            "price": spec.price,
+            "currency": spec.currency,
+            "stock": spec.stock,
+            "remaining": spec.stock,
+            "per_buyer_limit": spec.per_buyer_limit,
+            "room": spec.room or "",
+            "status": "pending",
+            "payment_window_s": spec.payment_window_s,
+        }
+        if spec.opens_at is not None:
+            fields["opens_at"] = int(spec.opens_at.timestamp() * 1000)
+        pairs = [x for kv in fields.items() for x in kv]
+        drop = await self._op(drop_id, "create", GROUP, *pairs)
+        assert drop is not None
+        try:
+            # The index is written after the drop, so a listed drop always exists.
+            score = time.time()
+            await self._redis.zadd(DROP_INDEX, {drop_id: score})
+            if spec.room:
+                await self._redis.zadd(room_index(spec.room), {drop_id: score})
+        except RedisError as exc:
+            raise Unavailable(str(exc)) from exc
+        return drop
+
+    async def get(self, drop_id: str) -> Drop | None:
+        return await self._op(drop_id, "view")
+
+    async def open(self, drop_id: str) -> Drop | None:
+        return await self._op(drop_id, "open")
+
+    async def close(self, drop_id: str) -> Drop | None:
+        return await self._op(drop_id, "close")
+
+    async def restock(self, drop_id: str, quantity: int) -> Drop | None:
+        return await self._op(drop_id, "restock", quantity)
+
+    async def ids(self, room: str | None = None) -> list[str]:
+        """Drop ids, oldest first: every drop, or those of one room."""
+        key = room_index(room) if room is not None else DROP_INDEX
+        try:
+            return [m.decode() for m in await self._redis.zrange(key, 0, -1)]
+        except RedisError as exc:
+            raise Unavailable(str(exc)) from exc
+
+    async def list(self, room: str | None = None) -> list[Drop]:
+        drops = await asyncio.gather(*(self.get(i) for i in await self.ids(room)))
+        return [d for d in drops if d is not None]

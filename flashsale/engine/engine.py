@@ -1,0 +1,30 @@
+"""One object holding a Redis connection and everything that runs against it."""
+
+from __future__ import annotations
+
+from flashsale.engine.drops import Drops
+from flashsale.engine.orders import Orders
+from flashsale.engine.purchase import Purchaser
+from flashsale.engine.redis import RedisClient, connect
+from flashsale.engine.scripts import Scripts
+from flashsale.engine.sweeper import Sweeper
+
+
+class Engine:
+    def __init__(self, redis: RedisClient) -> None:
+        self.redis = redis
+        self.scripts = Scripts(redis)
+        self.drops = Drops(redis, self.scripts)
+        self.purchaser = Purchaser(redis, self.scripts)
+        self.orders = Orders(redis, self.scripts)
+        self.sweeper = Sweeper(self.drops, self.scripts)
+
+    @classmethod
+    def from_url(cls, url: str) -> Engine:
+        return cls(connect(url))
+
+    async def ping(self) -> None:
+        await self.redis.ping()
+
+    async def close(self) -> None:
+        await self.redis.aclose()

@@ -1,0 +1,15 @@
+"""Errors the engine raises; refusals of a purchase are outcomes, not exceptions."""
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# A command whose answer was lost on one of these may or may not have run.
+AMBIGUOUS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+
+
+class Unavailable(Exception):
+    """Redis (or the order store) could not be reached in time; nothing was decided."""
+
+
+__all__ = ["AMBIGUOUS", "RedisError", "Unavailable"]

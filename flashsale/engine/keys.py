@@ -1,0 +1,35 @@
+"""Redis key layout.
+
+Every key one script touches carries the drop id as its hash tag, so a whole drop lives in
+one Redis Cluster slot and every script runs there unchanged. The few global keys (the drop
+index, rooms) are only ever touched by plain commands, never inside a script.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+PREFIX = "fs"
+GROUP = "settle"  # the settlement workers' consumer group on every drop stream
+DROP_INDEX = f"{PREFIX}:drops"  # zset: drop id scored by creation time (ms)
+
+
+def room_index(room: str) -> str:
+    return f"{PREFIX}:room:{room}"
+
+
+class DropKeys(NamedTuple):
+    """The keys of one drop, in the order every Lua script receives them as KEYS."""
+
+    drop: str  # hash: the drop's fields and counters
+    buyers: str  # hash: buyer -> units held by their live orders
+    idem: str  # hash: "buyer\\nkey" -> order id
+    orders: str  # hash: order id -> msgpack order
+    events: str  # stream: order events for the settlement workers
+    holds: str  # zset: reserved order id -> hold expiry (ms)
+    void: str  # hash: request ids that must never create an order (see purchase.lua)
+
+    @classmethod
+    def of(cls, drop_id: str) -> DropKeys:
+        tag = f"{PREFIX}:{{{drop_id}}}"
+        return cls(*(f"{tag}:{name}" for name in cls._fields))

@@ -1,0 +1,33 @@
+-- Host operations on one drop. ARGV: op, then the op's arguments.
+-- Returns the drop hash as a flat field/value list ({} if the drop does not exist).
+local op = ARGV[1]
+local now = now_ms()
+
+if op == 'create' then
+  -- ARGV[2]: the settlement consumer group; ARGV[3..]: field/value pairs of the new drop
+  if redis.call('EXISTS', K_DROP) == 1 then return redis.error_reply('drop exists') end
+  local fields = {}
+  for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
+  redis.call('HSET', K_DROP, unpack(fields))
+  redis.call('HSET', K_DROP, 'created_at', now, 'seq', 0, 'sold', 0)
+  redis.call('XGROUP', 'CREATE', K_EVENTS, ARGV[2], '0', 'MKSTREAM')
+  return redis.call('HGETALL', K_DROP)
+end
+
+if redis.call('EXISTS', K_DROP) == 0 then return {} end
+local status = promote(now)
+
+if op == 'open' then
+  if status == 'pending' or status == 'closed' then
+    local remaining = tonumber(redis.call('HGET', K_DROP, 'remaining'))
+    redis.call('HSET', K_DROP, 'status', remaining > 0 and 'live' or 'sold_out')
+  end
+elseif op == 'close' then
+  redis.call('HSET', K_DROP, 'status', 'closed')
+elseif op == 'restock' then
+  local q = tonumber(ARGV[2])
+  redis.call('HINCRBY', K_DROP, 'stock', q)
+  redis.call('HINCRBY', K_DROP, 'remaining', q)
+  if status == 'sold_out' then redis.call('HSET', K_DROP, 'status', 'live') end
+end
+return redis.call('HGETALL', K_DROP)

@@ -1,0 +1,44 @@
+-- Shared by every script; scripts.py prepends it. KEYS are always DropKeys, in its order.
+local K_DROP, K_BUYERS, K_IDEM, K_ORDERS, K_EVENTS, K_HOLDS, K_VOID =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+
+-- Redis's clock is the only clock: holds and schedules never depend on a gateway's.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- A pending drop whose opens_at has passed is live; every script sees that at once,
+-- whether or not the sweeper has got there yet.
+local function promote(now)
+  local status, opens_at, remaining = unpack(redis.call('HMGET', K_DROP, 'status', 'opens_at', 'remaining'))
+  if status == 'pending' and opens_at and opens_at ~= '' and now >= tonumber(opens_at) then
+    status = tonumber(remaining) > 0 and 'live' or 'sold_out'
+    redis.call('HSET', K_DROP, 'status', status)
+  end
+  return status
+end
+
+local function emit(kind, packed)
+  redis.call('XADD', K_EVENTS, '*', 't', kind, 'o', packed)
+end
+
+-- Ends a hold: units back on sale, the buyer's count down, the order expired, an event out.
+local function release(order, now)
+  local q = order.quantity
+  order.status = 'expired'
+  order.ended_at = now
+  local packed = cmsgpack.pack(order)
+  redis.call('HSET', K_ORDERS, order.id, packed)
+  redis.call('ZREM', K_HOLDS, order.id)
+  redis.call('HINCRBY', K_DROP, 'remaining', q)
+  redis.call('HINCRBY', K_DROP, 'sold', -q)
+  if redis.call('HINCRBY', K_BUYERS, order.buyer, -q) <= 0 then
+    redis.call('HDEL', K_BUYERS, order.buyer)
+  end
+  if redis.call('HGET', K_DROP, 'status') == 'sold_out' then
+    redis.call('HSET', K_DROP, 'status', 'live')
+  end
+  emit('expired', packed)
+  return packed
+end

@@ -1,0 +1,99 @@
+"""What the engine hands out: drops and orders, as the contract shapes them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+
+DropStatus = Literal["pending", "live", "sold_out", "closed"]
+OrderStatus = Literal["confirmed", "reserved", "paid", "expired"]
+LIVE_ORDER_STATUSES = frozenset({"confirmed", "reserved", "paid"})
+
+
+def rfc3339(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return (
+        datetime.fromtimestamp(ms / 1000, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+class Drop(msgspec.Struct, kw_only=True):
+    id: str
+    sku: str
+    title: str
+    price: int
+    currency: str
+    stock: int
+    remaining: int
+    sold: int
+    per_buyer_limit: int
+    room: str | None
+    status: DropStatus
+    opens_at: str | None
+    payment_window_s: int
+
+    @classmethod
+    def from_hash(cls, flat: list[bytes]) -> Drop:
+        """Builds a drop from HGETALL's flat field/value list as the scripts return it."""
+        h = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
+        return cls(
+            id=h["id"],
+            sku=h["sku"],
+            title=h["title"],
+            price=int(h["price"]),
+            currency=h["currency"],
+            stock=int(h["stock"]),
+            remaining=int(h["remaining"]),
+            sold=int(h["sold"]),
+            per_buyer_limit=int(h["per_buyer_limit"]),
+            room=h.get("room") or None,
+            status=h["status"],  # type: ignore[arg-type]
+            opens_at=rfc3339(int(h["opens_at"])) if h.get("opens_at") else None,
+            payment_window_s=int(h["payment_window_s"]),
+        )
+
+
+class Order(msgspec.Struct, kw_only=True):
+    """An order as the purchase script wrote it (msgpack), with times in epoch ms."""
+
+    id: str
+    drop_id: str
+    seq: int
+    buyer: str
+    quantity: int
+    amount: int
+    currency: str
+    status: OrderStatus
+    created_at: int
+    expires_at: int | None = None
+    ended_at: int | None = None  # when it was paid or expired
+    idempotency_key: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE_ORDER_STATUSES
+
+    def public(self) -> dict[str, Any]:
+        """The contract's order object."""
+        return {
+            "id": self.id,
+            "drop_id": self.drop_id,
+            "buyer": self.buyer,
+            "quantity": self.quantity,
+            "amount": self.amount,
+            "currency": self.currency,
+            "status": self.status,
+            "expires_at": rfc3339(self.expires_at),
+        }
+
+
+_order_decoder = msgspec.msgpack.Decoder(Order)
+
+
+def decode_order(packed: bytes) -> Order:
+    return _order_decoder.decode(packed)

@@ -1,0 +1,40 @@
+"""Orders as Redis holds them right now: reading one, paying a reserved one."""
+
+from __future__ import annotations
+
+from flashsale.engine.errors import RedisError, Unavailable
+from flashsale.engine.ids import drop_of_order
+from flashsale.engine.keys import DropKeys
+from flashsale.engine.models import Order, decode_order
+from flashsale.engine.redis import RedisClient
+from flashsale.engine.scripts import Scripts
+
+
+class Orders:
+    def __init__(self, redis: RedisClient, scripts: Scripts) -> None:
+        self._redis = redis
+        self._scripts = scripts
+
+    async def get(self, order_id: str) -> Order | None:
+        drop_id = drop_of_order(order_id)
+        if drop_id is None:
+            return None
+        try:
+            packed = await self._redis.hget(DropKeys.of(drop_id).orders, order_id)
+        except RedisError as exc:
+            raise Unavailable(str(exc)) from exc
+        return decode_order(packed) if packed else None
+
+    async def pay(self, order_id: str, buyer: str) -> tuple[str, Order | None]:
+        """Returns (outcome, order): paid, not_found, not_payable or expired.
+
+        Paying twice is harmless, so a lost answer is simply asked again by the buyer.
+        """
+        drop_id = drop_of_order(order_id)
+        if drop_id is None:
+            return "not_found", None
+        try:
+            outcome, packed = await Scripts.call(self._scripts.pay, drop_id, order_id, buyer)
+        except RedisError as exc:
+            raise Unavailable(str(exc)) from exc
+        return outcome.decode(), decode_order(packed) if packed else None

@@ -1,0 +1,30 @@
+"""The Lua scripts, loaded once and called by SHA (EVALSHA, reloaded on NOSCRIPT)."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+from flashsale.engine.keys import DropKeys
+from flashsale.engine.redis import RedisClient
+
+_LUA = files("flashsale.engine") / "lua"
+_LIB = (_LUA / "lib.lua").read_text(encoding="utf-8")
+
+
+class Scripts:
+    """One registered script per file; each runs against one drop's keys."""
+
+    def __init__(self, redis: RedisClient) -> None:
+        def load(name: str) -> Any:
+            body = (_LUA / f"{name}.lua").read_text(encoding="utf-8")
+            return redis.register_script(f"{_LIB}\n{body}")
+
+        self.purchase = load("purchase")
+        self.drop = load("drop")
+        self.pay = load("pay")
+        self.sweep = load("sweep")
+
+    @staticmethod
+    async def call(script: Any, drop_id: str, *args: Any, client: RedisClient | None = None) -> Any:
+        return await script(keys=DropKeys.of(drop_id), args=args, client=client)

@@ -1,0 +1,89 @@
+"""What every order store offers, and the SQL they share.
+
+Each order event carries the whole order after the change, and the upsert only ever moves
+an order forward (reserved -> paid | expired). So events may be applied twice, or out of
+order by two workers, and the row still ends up as Redis has it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from flashsale.engine.models import Order
+
+COLUMNS = (
+    "id", "drop_id", "seq", "buyer", "quantity", "amount", "currency", "status",
+    "idempotency_key", "created_at", "expires_at", "ended_at",
+)  # fmt: skip
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS orders (
+        id TEXT PRIMARY KEY,
+        drop_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        buyer TEXT NOT NULL,
+        quantity BIGINT NOT NULL,
+        amount BIGINT NOT NULL,
+        currency TEXT NOT NULL,
+        status TEXT NOT NULL,
+        idempotency_key TEXT,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT,
+        ended_at BIGINT
+    )""",
+    "CREATE INDEX IF NOT EXISTS orders_drop_seq ON orders (drop_id, seq)",
+]
+
+
+def upsert_sql(placeholder: str) -> str:
+    """The one write statement; `placeholder(i)` spells the i-th parameter."""
+    values = ", ".join(placeholder.format(i=i + 1) for i in range(len(COLUMNS)))
+    return (
+        f"INSERT INTO orders ({', '.join(COLUMNS)}) VALUES ({values}) "
+        "ON CONFLICT (id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at "
+        "WHERE orders.status = 'reserved' AND excluded.status <> 'reserved'"
+    )
+
+
+SELECT = f"SELECT {', '.join(COLUMNS)} FROM orders"
+
+
+def row(order: Order) -> tuple[object, ...]:
+    return tuple(getattr(order, c) for c in COLUMNS)
+
+
+def from_row(values: Sequence[object]) -> Order:
+    return Order(**dict(zip(COLUMNS, values, strict=True)))  # type: ignore[arg-type]
+
+
+class OrderStore(Protocol):
+    async def open(self) -> None:
+        """Connects and creates the schema if it is not there."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raises if the store cannot answer."""
+
+    async def apply(self, orders: Sequence[Order]) -> None:
+        """Records a batch of order events in one transaction."""
+
+    async def get(self, order_id: str) -> Order | None: ...
+
+    async def page(self, drop_id: str, after_seq: int, limit: int) -> list[Order]:
+        """A drop's orders with seq > after_seq, oldest first."""
+
+    async def drop_ids(self) -> list[str]:
+        """Every drop that has orders in the store."""
+
+    async def delete(self, order_id: str) -> None:
+        """Removes an order: for repairs and for tests that corrupt a store on purpose."""
+
+
+async def iter_orders(store: OrderStore, drop_id: str, page: int = 10_000) -> AsyncIterator[Order]:
+    after = 0
+    while batch := await store.page(drop_id, after, page):
+        for order in batch:
+            yield order
+        after = batch[-1].seq

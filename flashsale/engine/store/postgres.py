@@ -1,0 +1,58 @@
+"""PostgreSQL order store (asyncpg): for production, and for many workers on many hosts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from flashsale.engine.models import Order
+from flashsale.engine.store.base import SCHEMA, SELECT, from_row, row, upsert_sql
+
+UPSERT = upsert_sql("${i}")
+
+
+class PostgresStore:
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("store not open")
+        return self._pool
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4, timeout=10)
+        # Two workers starting at once must not race on CREATE TABLE IF NOT EXISTS.
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(7305)")
+            for statement in SCHEMA:
+                await conn.execute(statement)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+    async def apply(self, orders: Sequence[Order]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.executemany(UPSERT, [row(o) for o in orders])
+
+    async def get(self, order_id: str) -> Order | None:
+        found = await self.pool.fetchrow(f"{SELECT} WHERE id = $1", order_id)
+        return from_row(tuple(found)) if found else None
+
+    async def page(self, drop_id: str, after_seq: int, limit: int) -> list[Order]:
+        query = f"{SELECT} WHERE drop_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        return [from_row(tuple(r)) for r in await self.pool.fetch(query, drop_id, after_seq, limit)]
+
+    async def drop_ids(self) -> list[str]:
+        return [r[0] for r in await self.pool.fetch("SELECT DISTINCT drop_id FROM orders")]
+
+    async def delete(self, order_id: str) -> None:
+        await self.pool.execute("DELETE FROM orders WHERE id = $1", order_id)

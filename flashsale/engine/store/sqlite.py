@@ -1,0 +1,67 @@
+"""SQLite order store: the default, one file, WAL so readers never block the worker."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiosqlite
+
+from flashsale.engine.models import Order
+from flashsale.engine.store.base import SCHEMA, SELECT, from_row, row, upsert_sql
+
+UPSERT = upsert_sql("?")
+
+
+class SQLiteStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("store not open")
+        return self._db
+
+    async def open(self) -> None:
+        if self.path not in ("", ":memory:"):
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, timeout=30)
+        # Several worker processes may write one file: wait for the lock, never fail on it.
+        # synchronous=FULL: a commit is on disk before the stream entry is acknowledged.
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000"):
+            await self.db.execute(f"PRAGMA {pragma}")
+        for statement in SCHEMA:
+            await self.db.execute(statement)
+        await self.db.commit()
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def ping(self) -> None:
+        await self.db.execute("SELECT 1")
+
+    async def apply(self, orders: Sequence[Order]) -> None:
+        await self.db.executemany(UPSERT, [row(o) for o in orders])
+        await self.db.commit()
+
+    async def get(self, order_id: str) -> Order | None:
+        async with self.db.execute(f"{SELECT} WHERE id = ?", (order_id,)) as cur:
+            found = await cur.fetchone()
+        return from_row(found) if found else None
+
+    async def page(self, drop_id: str, after_seq: int, limit: int) -> list[Order]:
+        query = f"{SELECT} WHERE drop_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        async with self.db.execute(query, (drop_id, after_seq, limit)) as cur:
+            return [from_row(r) for r in await cur.fetchall()]
+
+    async def drop_ids(self) -> list[str]:
+        async with self.db.execute("SELECT DISTINCT drop_id FROM orders") as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    async def delete(self, order_id: str) -> None:
+        await self.db.execute("DELETE FROM orders WHERE id = ?", (order_id,))
+        await self.db.commit()

@@ -1,0 +1,45 @@
+"""The engine's clock: opens scheduled drops and releases unpaid holds, with no outside cron.
+
+Every script also opens a due drop itself (lib.lua promote), so the sweeper only makes sure
+it happens when nobody is asking. Any number of sweepers may run: the scripts are atomic and
+releasing a hold twice is impossible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from flashsale.engine.drops import Drops
+from flashsale.engine.errors import RedisError
+from flashsale.engine.scripts import Scripts
+from flashsale.engine.stopping import pause
+
+log = logging.getLogger(__name__)
+BATCH = 500
+
+
+class Sweeper:
+    def __init__(self, drops: Drops, scripts: Scripts, interval: float = 0.2) -> None:
+        self._drops = drops
+        self._scripts = scripts
+        self.interval = interval
+
+    async def sweep_once(self) -> int:
+        """Sweeps every drop; returns how many holds it released."""
+        released = 0
+        for drop_id in await self._drops.ids():
+            while True:
+                n, _next_ms = await Scripts.call(self._scripts.sweep, drop_id, BATCH)
+                released += n
+                if n < BATCH:
+                    break
+        return released
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.sweep_once()
+            except (RedisError, OSError) as exc:
+                log.warning("sweep failed, retrying: %s", exc)
+            await pause(stop, self.interval)
