@@ -43,6 +43,17 @@ async def backlog(redis: RedisClient, drops: Drops) -> int:
     return total
 
 
+async def wait_settled(redis: RedisClient, drops: Drops, within: float) -> int:
+    """Waits up to `within` seconds for other workers to catch up; returns the backlog left."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while left := await backlog(redis, drops):
+        if loop.time() >= deadline:
+            return left
+        await asyncio.sleep(0.1)
+    return 0
+
+
 @dataclass
 class SettlementWorker:
     redis: RedisClient

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+
+import asyncpg
+
 from flashsale.engine.store.base import OrderStore
+
+# What a store raises when it cannot answer: the caller answers 503 and retries later.
+STORE_ERRORS = (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def open_store(url: str) -> OrderStore:
@@ -18,4 +25,4 @@ def open_store(url: str) -> OrderStore:
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://")
 
 
-__all__ = ["OrderStore", "open_store"]
+__all__ = ["STORE_ERRORS", "OrderStore", "open_store"]

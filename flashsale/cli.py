@@ -1,0 +1,119 @@
+"""The `flashsale` command: up, serve, worker, token, audit."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import sys
+from collections.abc import Sequence
+
+import uvloop
+
+from flashsale import config, services
+from flashsale.config import ConfigError, Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="flashsale", description=__doc__)
+    p.add_argument("--data-dir", help="where `up` keeps its files (FLASHSALE_DATA_DIR)")
+    p.add_argument("--redis-url", help="FLASHSALE_REDIS_URL")
+    p.add_argument("--database-url", help="FLASHSALE_DATABASE_URL")
+    p.add_argument("--acks", choices=config.ACKS, help="FLASHSALE_ACKS")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("up", help="everything on this machine: Redis, SQLite, gateway, worker")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+
+    s = sub.add_parser("serve", help="the HTTP gateway alone")
+    s.add_argument("--host", default="0.0.0.0")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--workers", type=int, default=1, help="gateway processes (SO_REUSEPORT)")
+
+    s = sub.add_parser("worker", help="the settlement worker alone (run any number)")
+    s.add_argument("--concurrency", type=int, default=1, help="consumers in this process")
+
+    s = sub.add_parser("token", help="print a buyer token signed with the token secret")
+    s.add_argument("--user", required=True, help="the buyer id (1..64 characters)")
+    s.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+
+    s = sub.add_parser("audit", help="check every invariant against Redis and the order store")
+    s.add_argument("--drop", help="only this drop")
+    s.add_argument(
+        "--wait",
+        type=float,
+        default=10.0,
+        help="seconds to let settlement catch up first (default 10)",
+    )
+    return p
+
+
+def _serve_process(settings: Settings, host: str, port: int) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvloop.run(services.serve(settings, host, port, reuse_port=True))
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
+    if workers <= 1:
+        uvloop.run(services.serve(settings, host, port))
+        return 0
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_serve_process, args=(settings, host, port)) for _ in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        for proc in procs:
+            proc.join()
+    except KeyboardInterrupt:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join()
+    return max((proc.exitcode or 0) for proc in procs)
+
+
+async def _audit(settings: Settings, drop: str | None, wait: float) -> int:
+    from flashsale.engine.audit import audit
+    from flashsale.engine.settlement import wait_settled
+
+    async with services.connected(settings) as parts:
+        await wait_settled(parts.engine.redis, parts.engine.drops, wait)
+        report = await audit(parts.engine.redis, parts.store, parts.engine.drops, drop)
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        settings = config.load(
+            data_dir=args.data_dir, redis_url=args.redis_url,
+            database_url=args.database_url, acks=args.acks,
+        )  # fmt: skip
+        if args.command == "token":
+            from flashsale.gateway.auth import Auth
+
+            print(Auth(settings.token_secret, settings.host_keys).mint(args.user, args.ttl))
+            code = 0
+        elif args.command == "up":
+            uvloop.run(services.up(settings, args.host, args.port))
+            code = 0
+        elif args.command == "serve":
+            code = _serve(settings, args.host, args.port, args.workers)
+        elif args.command == "worker":
+            uvloop.run(services.work(settings, args.concurrency))
+            code = 0
+        else:
+            code = uvloop.run(_audit(settings, args.drop, args.wait))
+    except (ConfigError, ValueError) as e:
+        print(f"flashsale: {e}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

@@ -1,0 +1,105 @@
+"""Settings: environment first, then flags; what is left comes from the data dir.
+
+`flashsale up` writes the URL of the Redis it started into the data dir, and the token
+secret and host key live there too, so `flashsale token`, `audit`, `serve` and `worker` run
+beside `up` with no configuration at all.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ACKS = ("leader", "replica")
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def _kept(path: Path, make: str) -> str:
+    """Reads a secret kept in the data dir, creating it (owner-only) the first time."""
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(make + "\n")
+    return make
+
+
+@dataclass
+class Settings:
+    data_dir: Path
+    redis_url: str | None
+    database_url: str
+    token_secret: str
+    host_keys: list[str]
+    acks: str = "leader"
+    buyer_rate: float = 5.0  # purchases and payments per second a buyer keeps up
+    buyer_burst: int = 20  # and how many they may send at once
+    claim_idle_ms: int = 30_000
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def runtime_redis_file(self) -> Path:
+        return self.data_dir / "redis.url"
+
+    def require_redis(self) -> str:
+        if self.redis_url:
+            return self.redis_url
+        if self.runtime_redis_file.exists():
+            return self.runtime_redis_file.read_text(encoding="utf-8").strip()
+        raise ConfigError(
+            "no Redis: set FLASHSALE_REDIS_URL, or run `flashsale up` with this data dir"
+        )
+
+
+def load(
+    *,
+    data_dir: str | None = None,
+    redis_url: str | None = None,
+    database_url: str | None = None,
+    acks: str | None = None,
+) -> Settings:
+    """Settings from the environment, overridden by any flag given (not None)."""
+    base = Path(data_dir or _env("FLASHSALE_DATA_DIR") or ".flashsale").resolve()
+    acks = acks or _env("FLASHSALE_ACKS") or "leader"
+    if acks not in ACKS:
+        raise ConfigError(f"FLASHSALE_ACKS must be one of {', '.join(ACKS)}, not {acks!r}")
+    if acks == "replica":
+        # Waiting for a replica before answering comes with Redis Cluster support.
+        raise ConfigError("FLASHSALE_ACKS=replica is not supported by this version yet")
+    keys = _env("FLASHSALE_HOST_KEYS")
+    host_keys = [k.strip() for k in keys.split(",") if k.strip()] if keys else []
+    if not host_keys:
+        host_keys = [_kept(base / "host_key", "hk_" + secrets.token_urlsafe(24))]
+
+    def number(name: str, default: float) -> float:
+        raw = _env(name)
+        try:
+            return float(raw) if raw is not None else default
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+
+    return Settings(
+        data_dir=base,
+        redis_url=redis_url or _env("FLASHSALE_REDIS_URL"),
+        database_url=database_url
+        or _env("FLASHSALE_DATABASE_URL")
+        or f"sqlite:///{base / 'orders.db'}",
+        token_secret=_env("FLASHSALE_TOKEN_SECRET")
+        or _kept(base / "token_secret", secrets.token_urlsafe(32)),
+        host_keys=host_keys,
+        acks=acks,
+        buyer_rate=number("FLASHSALE_BUYER_RATE", 5.0),
+        buyer_burst=int(number("FLASHSALE_BUYER_BURST", 20)),
+        claim_idle_ms=int(number("FLASHSALE_CLAIM_IDLE_MS", 30_000)),
+    )

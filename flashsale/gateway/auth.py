@@ -1,0 +1,81 @@
+"""Who is asking: a host (bearer host key) or a buyer (bearer HS256 JWT; the buyer is `sub`)."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import time
+from dataclasses import dataclass
+
+import jwt
+from aiohttp import web
+
+from flashsale.gateway.errors import ApiError
+
+BUYER_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    role: str  # "host" or "buyer"
+    id: str  # the buyer id; "host" for hosts
+
+
+HOST = Principal("host", "host")
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
+
+
+class Auth:
+    def __init__(self, token_secret: str, host_keys: list[str]) -> None:
+        self._secret = token_secret
+        self._host_keys = [k.encode() for k in host_keys]
+
+    def _is_host_key(self, token: str) -> bool:
+        given = token.encode()
+        # Compare with every key, always: how long it takes says nothing about any key.
+        found = False
+        for key in self._host_keys:
+            found |= hmac.compare_digest(given, key)
+        return found
+
+    def mint(self, buyer: str, ttl_s: int = 3600) -> str:
+        if not BUYER_ID.match(buyer):
+            raise ValueError("a buyer id is 1 to 64 characters, no control characters")
+        now = int(time.time())
+        return jwt.encode({"sub": buyer, "iat": now, "exp": now + ttl_s}, self._secret, "HS256")
+
+    def identify(self, request: web.Request) -> Principal:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise _unauthorized("send Authorization: Bearer <host key or buyer token>")
+        if self._is_host_key(token):
+            return HOST
+        try:
+            claims = jwt.decode(
+                token, self._secret, algorithms=["HS256"], options={"require": ["sub", "exp"]}
+            )
+        except jwt.ExpiredSignatureError:
+            raise _unauthorized("the buyer token has expired") from None
+        except jwt.PyJWTError:
+            raise _unauthorized("invalid credentials") from None
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not BUYER_ID.match(sub):
+            raise _unauthorized("the token's sub must be a buyer id of 1 to 64 characters")
+        return Principal("buyer", sub)
+
+    def host(self, request: web.Request) -> Principal:
+        who = self.identify(request)
+        if who.role != "host":
+            raise ApiError(403, "forbidden", "this needs a host key")
+        return who
+
+    def buyer(self, request: web.Request) -> Principal:
+        who = self.identify(request)
+        if who.role != "buyer":
+            raise ApiError(403, "forbidden", "this needs a buyer token")
+        return who

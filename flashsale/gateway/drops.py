@@ -1,0 +1,148 @@
+"""Drop endpoints: hosts create and run drops; anyone may look at them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+
+from aiohttp import web
+
+from flashsale.engine.models import Drop, Order, rfc3339
+from flashsale.engine.specs import DropSpec, RestockSpec
+from flashsale.engine.store.base import iter_orders
+from flashsale.gateway.bodies import invalid, query_int, read_json
+from flashsale.gateway.errors import ApiError, json_response
+from flashsale.gateway.state import gateway
+
+routes = web.RouteTableDef()
+PAGE_MAX = 10_000
+CSV_COLUMNS = (
+    "id",
+    "buyer",
+    "quantity",
+    "amount",
+    "currency",
+    "status",
+    "created_at",
+    "expires_at",
+    "paid_or_expired_at",
+    "idempotency_key",
+    "seq",
+)
+
+
+def found(drop: Drop | None) -> Drop:
+    if drop is None:
+        raise ApiError(404, "not_found", "no such drop")
+    return drop
+
+
+@routes.post("/v1/drops")
+async def create(request: web.Request) -> web.Response:
+    gw = gateway(request)
+    gw.auth.host(request)
+    spec = await read_json(request, DropSpec)
+    return json_response(await gw.engine.drops.create(spec), 201)
+
+
+@routes.get("/v1/drops")
+async def list_drops(request: web.Request) -> web.Response:
+    room = request.query.get("room")
+    return json_response({"drops": await gateway(request).engine.drops.list(room)})
+
+
+@routes.get("/v1/drops/{id}")
+async def get(request: web.Request) -> web.Response:
+    return json_response(found(await gateway(request).engine.drops.get(request.match_info["id"])))
+
+
+@routes.post("/v1/drops/{id}/open")
+async def open_drop(request: web.Request) -> web.Response:
+    gw = gateway(request)
+    gw.auth.host(request)
+    return json_response(found(await gw.engine.drops.open(request.match_info["id"])))
+
+
+@routes.post("/v1/drops/{id}/close")
+async def close_drop(request: web.Request) -> web.Response:
+    gw = gateway(request)
+    gw.auth.host(request)
+    return json_response(found(await gw.engine.drops.close(request.match_info["id"])))
+
+
+@routes.post("/v1/drops/{id}/restock")
+async def restock(request: web.Request) -> web.Response:
+    gw = gateway(request)
+    gw.auth.host(request)
+    spec = await read_json(request, RestockSpec)
+    return json_response(
+        found(await gw.engine.drops.restock(request.match_info["id"], spec.quantity))
+    )
+
+
+def _cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
+
+
+def _after(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if raw.startswith("s") and raw[1:].isascii() and raw[1:].isdigit():
+            return int(raw[1:])
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise invalid("after is not a cursor this API gave out")
+
+
+def _csv_cell(value: object) -> object:
+    # A buyer id like "=HYPERLINK(...)" must stay text when a host opens the file in a sheet.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _csv_row(o: Order) -> list[object]:
+    return [_csv_cell(v) for v in (
+        o.id, o.buyer, o.quantity, o.amount, o.currency, o.status, rfc3339(o.created_at),
+        rfc3339(o.expires_at), rfc3339(o.ended_at), o.idempotency_key, o.seq,
+    )]  # fmt: skip
+
+
+@routes.get("/v1/drops/{id}/orders")
+async def orders(request: web.Request) -> web.StreamResponse:
+    gw = gateway(request)
+    gw.auth.host(request)
+    drop = found(await gw.engine.drops.get(request.match_info["id"]))
+    fmt = request.query.get("format", "json")
+    if fmt == "csv":
+        return await _export_csv(request, drop)
+    if fmt != "json":
+        raise invalid("format is json or csv")
+    limit = query_int(request, "limit", 100, 1, PAGE_MAX)
+    page = await gw.store.page(drop.id, _after(request.query.get("after")), limit)
+    nxt = _cursor(page[-1].seq) if len(page) == limit else None
+    return json_response({"orders": [o.public() for o in page], "next": nxt})
+
+
+async def _export_csv(request: web.Request, drop: Drop) -> web.StreamResponse:
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="orders-{drop.id}.csv"',
+    })  # fmt: skip
+    await response.prepare(request)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(CSV_COLUMNS)
+    async for order in iter_orders(gateway(request).store, drop.id):
+        writer.writerow(_csv_row(order))
+        if buf.tell() > 64 * 1024:
+            await response.write(buf.getvalue().encode())
+            buf.seek(0)
+            buf.truncate()
+    await response.write(buf.getvalue().encode())
+    await response.write_eof()
+    return response

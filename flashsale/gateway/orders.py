@@ -1,0 +1,40 @@
+"""A buyer's own order: read it, pay it. Another buyer's order does not exist (404)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from flashsale.engine.models import Order
+from flashsale.gateway.errors import ApiError, json_response
+from flashsale.gateway.state import gateway
+
+routes = web.RouteTableDef()
+
+NOT_FOUND = ApiError(404, "not_found", "no such order")
+
+
+@routes.get("/v1/orders/{id}")
+async def get(request: web.Request) -> web.Response:
+    gw = gateway(request)
+    who = gw.auth.identify(request)
+    order_id = request.match_info["id"]
+    stored = await gw.store.get(order_id)
+    order: Order | None = await gw.engine.orders.get(order_id) or stored
+    if order is None or (who.role == "buyer" and order.buyer != who.id):
+        raise NOT_FOUND
+    return json_response({"order": {**order.public(), "settled": stored is not None}})
+
+
+@routes.post("/v1/orders/{id}/pay")
+async def pay(request: web.Request) -> web.Response:
+    gw = gateway(request)
+    buyer = gw.auth.buyer(request).id
+    gw.limiter.check(buyer)
+    outcome, order = await gw.engine.orders.pay(request.match_info["id"], buyer)
+    if outcome == "paid" and order is not None:
+        return json_response({"order": order.public()})
+    if outcome == "expired":
+        raise ApiError(409, "expired", "the payment window has ended; the units are back on sale")
+    if outcome == "not_payable":
+        raise ApiError(409, "not_payable", "this order is confirmed and needs no payment")
+    raise NOT_FOUND

@@ -1,0 +1,170 @@
+"""Running flashsale's processes: the gateway, the settlement worker, and `up` (all of it).
+
+Stopping is ordered so nothing confirmed is lost: the gateway stops taking requests and
+answers those in flight, the worker settles every event left in the streams, and only then
+does an embedded Redis exit (flushing its append-only file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from flashsale.config import Settings
+from flashsale.engine.engine import Engine
+from flashsale.engine.settlement import SettlementWorker
+from flashsale.engine.store import OrderStore, open_store
+from flashsale.gateway.app import build_app
+from flashsale.gateway.auth import Auth
+from flashsale.gateway.ratelimit import RateLimiter
+from flashsale.redis_server import RedisServer
+
+log = logging.getLogger("flashsale")
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM: the one way every loop here is told to stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+@dataclass
+class Parts:
+    engine: Engine
+    store: OrderStore
+
+
+@contextlib.asynccontextmanager
+async def connected(settings: Settings) -> AsyncIterator[Parts]:
+    engine = Engine.from_url(settings.require_redis())
+    store = open_store(settings.database_url)
+    try:
+        await store.open()
+        yield Parts(engine, store)
+    finally:
+        await store.close()
+        await engine.close()
+
+
+async def start_site(
+    parts: Parts, settings: Settings, host: str, port: int, reuse_port: bool = False
+) -> web.AppRunner:
+    auth = Auth(settings.token_secret, settings.host_keys)
+    limiter = RateLimiter(settings.buyer_rate, settings.buyer_burst)
+    runner = web.AppRunner(
+        build_app(parts.engine, parts.store, auth, limiter), access_log=None, shutdown_timeout=10
+    )
+    await runner.setup()
+    await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+    return runner
+
+
+async def serve(settings: Settings, host: str, port: int, reuse_port: bool = False) -> None:
+    stop = stop_on_signals()
+    async with connected(settings) as parts:
+        runner = await start_site(parts, settings, host, port, reuse_port)
+        log.info("gateway listening on http://%s:%d (pid %d)", host, port, os.getpid())
+        await stop.wait()
+        await runner.cleanup()
+    log.info("gateway stopped")
+
+
+def _workers(parts: Parts, settings: Settings, concurrency: int) -> list[SettlementWorker]:
+    return [
+        SettlementWorker(
+            parts.engine.redis,
+            parts.store,
+            parts.engine.drops,
+            claim_idle_ms=settings.claim_idle_ms,
+        )
+        for _ in range(concurrency)
+    ]
+
+
+async def work(settings: Settings, concurrency: int) -> None:
+    """The settlement worker process: settles streams and runs the sweeper until stopped."""
+    stop = stop_on_signals()
+    async with connected(settings) as parts:
+        workers = _workers(parts, settings, concurrency)
+        log.info("settlement worker running: %s", ", ".join(w.consumer for w in workers))
+        await asyncio.gather(parts.engine.sweeper.run(stop), *(w.run(stop) for w in workers))
+    log.info("settlement worker stopped")
+
+
+def _claim_orphan(server: RedisServer, settings: Settings) -> None:
+    """A Redis left running by an `up` that was killed is shut down before a new one starts."""
+    pid_file = settings.data_dir / "up.pid"
+    if pid_file.exists():
+        pid = int(pid_file.read_text() or 0)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if pid and pid != os.getpid():
+                os.kill(pid, 0)
+                raise SystemExit(f"flashsale up is already running here (pid {pid})")
+    if server.socket_path.exists():
+        import redis
+
+        with contextlib.suppress(redis.RedisError, OSError):
+            redis.Redis(unix_socket_path=str(server.socket_path)).shutdown()
+        server.socket_path.unlink(missing_ok=True)
+
+
+async def up(settings: Settings, host: str, port: int) -> None:
+    stop = stop_on_signals()
+    server = RedisServer(settings.data_dir / "redis")
+    _claim_orphan(server, settings)
+    # A process group of its own: the terminal's Ctrl-C must not stop Redis before the drain.
+    server.start()
+    pid_file = settings.data_dir / "up.pid"
+    pid_file.write_text(str(os.getpid()))
+    settings.redis_url = server.url
+    settings.runtime_redis_file.write_text(server.url)
+    try:
+        async with connected(settings) as parts:
+            runner = await start_site(parts, settings, host, port)
+            worker_stop = asyncio.Event()
+            (worker,) = _workers(parts, settings, 1)
+            background = asyncio.gather(
+                parts.engine.sweeper.run(worker_stop), worker.run(worker_stop)
+            )
+            print(_banner(settings, host, port), flush=True)
+            await stop.wait()
+            print("stopping: no new purchases; settling what is left...", flush=True)
+            await runner.cleanup()
+            worker_stop.set()
+            await background
+            drained = await worker.drain(within=60)
+            print(
+                f"settled {worker.settled} order event(s); "
+                f"{'nothing left behind' if drained else 'BACKLOG LEFT in Redis'}",
+                flush=True,
+            )
+    finally:
+        settings.runtime_redis_file.unlink(missing_ok=True)
+        pid_file.unlink(missing_ok=True)
+        server.stop()
+    print("flashsale stopped", flush=True)
+
+
+def _banner(settings: Settings, host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return "\n".join([
+        "flashsale is up",
+        f"  API         http://{shown}:{port}/v1/drops",
+        f"  health      http://{shown}:{port}/readyz",
+        f"  host key    {settings.host_keys[0]}",
+        f"  redis       {settings.redis_url}",
+        f"  orders      {settings.database_url}",
+        f"  data dir    {settings.data_dir}",
+        "  buyer token: flashsale token --user alice",
+        "Ctrl-C stops it; every confirmed order is settled first.",
+    ])  # fmt: skip
