@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TypeAlias
 from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -13,7 +13,7 @@ from redis.retry import Retry
 RedisClient: TypeAlias = Redis | RedisCluster
 
 
-def connect(url: str, *, timeout: float = 5.0) -> RedisClient:
+def connect(url: str, *, timeout: float = 5.0, max_connections: int = 128) -> RedisClient:
     """Opens a client with redis-py's own retries off.
 
     A command re-sent blindly after a broken connection could be a purchase decided twice
@@ -31,5 +31,9 @@ def connect(url: str, *, timeout: float = 5.0) -> RedisClient:
         for seed in seeds:
             parts = urlsplit(seed)
             nodes.append(ClusterNode(parts.hostname or "127.0.0.1", parts.port or 6379))
-        return RedisCluster(startup_nodes=nodes, **common)
-    return Redis.from_url(seeds[0], **common)
+        return RedisCluster(startup_nodes=nodes, max_connections=max_connections * 8, **common)
+    # In a burst, requests queue briefly for a connection instead of failing at the cap.
+    pool = BlockingConnectionPool.from_url(
+        seeds[0], max_connections=max_connections, timeout=timeout, **common
+    )
+    return Redis(connection_pool=pool)

@@ -1,0 +1,151 @@
+"""A whole flashsale in the test's event loop: the real gateway on a real port (so every
+request is real HTTP), a settlement worker and the sweeper, over real Redis and a real store."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from flashsale.config import Settings
+from flashsale.engine.audit import AuditReport, audit
+from flashsale.engine.settlement import SettlementWorker
+from flashsale.gateway.auth import Auth
+from flashsale.redis_server import free_port
+from flashsale.services import Parts, connected, start_site
+
+HOST_KEY = "hk_test_host_key"
+SECRET = "test-token-secret-of-at-least-32-bytes"
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+    @property
+    def code(self) -> str | None:
+        return self.body.get("error", {}).get("code") if isinstance(self.body, dict) else None
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    parts: Parts
+    base: str
+    http: aiohttp.ClientSession
+    worker: SettlementWorker | None
+    _closers: list[Any] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def engine(self):
+        return self.parts.engine
+
+    @property
+    def store(self):
+        return self.parts.store
+
+    def token(self, buyer: str, ttl: int = 3600) -> str:
+        return Auth(SECRET, [HOST_KEY]).mint(buyer, ttl)
+
+    def as_buyer(self, buyer: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(buyer)}"}
+
+    @property
+    def as_host(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {HOST_KEY}"}
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+    ) -> Reply:
+        async with self.http.request(
+            method, self.base + path, json=json, data=data, headers=headers
+        ) as r:
+            text = await r.text()
+            try:
+                body: Any = await r.json(content_type=None) if text else None
+            except ValueError:
+                body = text
+            return Reply(r.status, body, dict(r.headers))
+
+    async def new_drop(self, open_it: bool = True, **fields: Any) -> dict[str, Any]:
+        spec = {"sku": "SKU-1", "title": "Mushrooms", "price": 990, "currency": "CNY",
+                "stock": 10} | fields  # fmt: skip
+        r = await self.call("POST", "/v1/drops", spec, self.as_host)
+        assert r.status == 201, r.body
+        if open_it:
+            r = await self.call("POST", f"/v1/drops/{r.body['id']}/open", None, self.as_host)
+            assert r.status == 200, r.body
+        return r.body
+
+    async def buy(
+        self, drop_id: str, buyer: str, quantity: int = 1, key: str | None = None
+    ) -> Reply:
+        headers = self.as_buyer(buyer)
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        return await self.call(
+            "POST", f"/v1/drops/{drop_id}/purchase", {"quantity": quantity}, headers
+        )
+
+    async def settle(self) -> None:
+        """Waits until every order event is in the store."""
+        assert self.worker is not None
+        assert await self.worker.drain(within=60), "settlement did not catch up"
+
+    async def audit(self, drop_id: str | None = None) -> AuditReport:
+        return await audit(self.engine.redis, self.store, self.engine.drops, drop_id)
+
+    async def close(self) -> None:
+        self.stop.set()
+        for closer in reversed(self._closers):
+            await closer()
+
+
+async def start_stack(
+    tmp: Path,
+    *,
+    redis_url: str,
+    database_url: str,
+    worker: bool = True,
+    buyer_rate: float = 1000.0,
+    buyer_burst: int = 1000,
+    claim_idle_ms: int = 30_000,
+    sweep_interval: float = 0.05,
+) -> Stack:
+    settings = Settings(
+        data_dir=tmp, redis_url=redis_url, database_url=database_url, token_secret=SECRET,
+        host_keys=[HOST_KEY], buyer_rate=buyer_rate, buyer_burst=buyer_burst,
+        claim_idle_ms=claim_idle_ms,
+    )  # fmt: skip
+    ctx = connected(settings)
+    parts = await ctx.__aenter__()
+    port = free_port()
+    runner = await start_site(parts, settings, "127.0.0.1", port)
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=400))
+    stack = Stack(settings, parts, f"http://127.0.0.1:{port}", http, None)
+    stack._closers += [lambda: ctx.__aexit__(None, None, None), runner.cleanup, http.close]
+    tasks: list[asyncio.Task[None]] = []
+    if worker:
+        stack.worker = SettlementWorker(
+            parts.engine.redis, parts.store, parts.engine.drops, claim_idle_ms=claim_idle_ms
+        )
+        parts.engine.sweeper.interval = sweep_interval
+        tasks.append(asyncio.create_task(stack.worker.run(stack.stop)))
+        tasks.append(asyncio.create_task(parts.engine.sweeper.run(stack.stop)))
+
+    async def join() -> None:
+        await asyncio.gather(*tasks)
+
+    stack._closers.append(join)
+    return stack

@@ -1,0 +1,88 @@
+"""A drop's life: scheduled open, open, close, restock after selling out, rooms."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from flashsale.engine.keys import DropKeys
+from tests.stack import Stack
+
+
+async def test_scheduled_drop_goes_live_by_itself(stack: Stack) -> None:
+    opens = datetime.now(UTC) + timedelta(seconds=1)
+    drop = await stack.new_drop(open_it=False, opens_at=opens.isoformat())
+    assert drop["status"] == "pending"
+    assert drop["opens_at"].startswith(opens.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert (await stack.buy(drop["id"], "early")).code == "not_live"
+    await asyncio.sleep(1.4)
+    # Read the raw hash, not the API (which would promote it on read): the sweeper did it.
+    raw = await stack.engine.redis.hget(DropKeys.of(drop["id"]).drop, "status")
+    assert raw == b"live"
+    assert (await stack.buy(drop["id"], "on-time")).status == 201
+
+
+async def test_open_close_restock_statuses(stack: Stack) -> None:
+    drop = await stack.new_drop(open_it=False, stock=2, per_buyer_limit=2)
+    path = f"/v1/drops/{drop['id']}"
+    assert (await stack.call("POST", f"{path}/close", None, stack.as_host)).body[
+        "status"
+    ] == "closed"
+    opened = await stack.call("POST", f"{path}/open", None, stack.as_host)
+    assert (opened.status, opened.body["status"]) == (200, "live")
+    again = await stack.call("POST", f"{path}/open", None, stack.as_host)
+    assert (again.status, again.body) == (200, opened.body)  # repeated open is a no-op
+
+    assert (await stack.buy(drop["id"], "a", 2)).status == 201
+    sold_out = (await stack.call("GET", path)).body
+    assert (sold_out["status"], sold_out["remaining"], sold_out["sold"]) == ("sold_out", 0, 2)
+    assert (await stack.buy(drop["id"], "b")).code == "sold_out"
+
+    restocked = await stack.call("POST", f"{path}/restock", {"quantity": 3}, stack.as_host)
+    assert restocked.status == 200
+    assert {k: restocked.body[k] for k in ("status", "stock", "remaining", "sold")} == {
+        "status": "live", "stock": 5, "remaining": 3, "sold": 2,
+    }  # fmt: skip
+    assert (await stack.buy(drop["id"], "b", 2)).status == 201
+
+    closed = await stack.call("POST", f"{path}/close", None, stack.as_host)
+    assert closed.body["status"] == "closed"
+    twice = await stack.call("POST", f"{path}/close", None, stack.as_host)
+    assert (twice.status, twice.body["status"]) == (200, "closed")
+    assert (await stack.buy(drop["id"], "c")).code == "not_live"
+    # Restocking a closed drop adds stock but does not open it.
+    more = await stack.call("POST", f"{path}/restock", {"quantity": 1}, stack.as_host)
+    assert (more.body["status"], more.body["remaining"]) == ("closed", 2)
+    reopened = await stack.call("POST", f"{path}/open", None, stack.as_host)
+    assert reopened.body["status"] == "live"
+
+
+async def test_open_with_nothing_left_is_sold_out(stack: Stack) -> None:
+    drop = await stack.new_drop(stock=1)
+    assert (await stack.buy(drop["id"], "a")).status == 201
+    path = f"/v1/drops/{drop['id']}"
+    await stack.call("POST", f"{path}/close", None, stack.as_host)
+    assert (await stack.call("POST", f"{path}/open", None, stack.as_host)).body[
+        "status"
+    ] == "sold_out"
+
+
+async def test_rooms_list_their_drops_in_order(stack: Stack) -> None:
+    a = await stack.new_drop(room="farm-7", title="莲藕 lotus root")
+    b = await stack.new_drop(room="farm-7")
+    c = await stack.new_drop(room="crayfish")
+    room = (await stack.call("GET", "/v1/drops?room=farm-7")).body["drops"]
+    assert [d["id"] for d in room] == [a["id"], b["id"]]
+    assert room[0]["title"] == "莲藕 lotus root"
+    every = (await stack.call("GET", "/v1/drops")).body["drops"]
+    assert [d["id"] for d in every] == [a["id"], b["id"], c["id"]]
+    assert (await stack.call("GET", "/v1/drops?room=empty")).body == {"drops": []}
+
+
+async def test_drop_object_has_the_contract_fields(stack: Stack) -> None:
+    drop = await stack.new_drop(open_it=False, payment_window_s=60, per_buyer_limit=3)
+    assert set(drop) == {
+        "id", "sku", "title", "price", "currency", "stock", "remaining", "sold",
+        "per_buyer_limit", "room", "status", "opens_at", "payment_window_s",
+    }  # fmt: skip
+    assert (drop["room"], drop["opens_at"], drop["sold"]) == (None, None, 0)
