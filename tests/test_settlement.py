@@ -1,0 +1,124 @@
+"""Settlement: idempotent writes, any number of workers, and a worker killed mid-stream."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import pytest
+
+from flashsale.engine.keys import GROUP, DropKeys
+from flashsale.engine.models import Order
+from flashsale.engine.store import open_store
+from flashsale.engine.store.base import iter_orders
+from tests.conftest import MakeStack
+from tests.processes import flashsale_env, run, spawn
+from tests.stack import Stack
+
+
+def _order(status: str, **kw: object) -> Order:
+    base = dict(id="aaaaaaaaaaaa-bbbbbbbbbbbbbbbb", drop_id="aaaaaaaaaaaa", seq=1, buyer="b",
+                quantity=2, amount=200, currency="EUR", status="reserved", created_at=1,
+                expires_at=1000)  # fmt: skip
+    return Order(**(base | kw | {"status": status}))  # type: ignore[arg-type]
+
+
+async def test_store_writes_are_idempotent_and_move_forward_only(store_url: str) -> None:
+    store = open_store(store_url)
+    await store.open()
+    try:
+        reserved, paid = _order("reserved"), _order("paid", ended_at=500)
+        # A second worker may commit the `paid` event before the first commits `created`.
+        await store.apply([paid])
+        await store.apply([reserved, reserved])
+        assert await store.get(reserved.id) == paid
+        await store.apply([_order("expired", ended_at=900)])  # cannot undo a payment
+        assert await store.get(reserved.id) == paid
+        other = _order("reserved", id="aaaaaaaaaaaa-cccccccccccccccc", seq=2, buyer="ünïcødé 买家")
+        await store.apply([other, _order("expired", id=other.id, seq=2, buyer=other.buyer)])
+        page = await store.page("aaaaaaaaaaaa", 0, 10)
+        assert [(o.seq, o.status, o.buyer) for o in page] == [
+            (1, "paid", "b"), (2, "expired", "ünïcødé 买家")]  # fmt: skip
+        assert await store.page("aaaaaaaaaaaa", 1, 10) == page[1:]
+    finally:
+        await store.close()
+
+
+async def _fill(stack: Stack, drop_id: str, n: int) -> set[str]:
+    """Decides n purchases straight through the engine, in script batches of 500."""
+    ids: set[str] = set()
+    for start in range(0, n, 500):
+        requests = [
+            (f"{drop_id}-{_id16(i)}", f"b{i}", 1, "") for i in range(start, min(n, start + 500))
+        ]
+        for d in await stack.engine.purchaser._decide(drop_id, 0, requests):
+            assert d.outcome == "created"
+            ids.add(d.order.id)
+    return ids
+
+
+def _id16(i: int) -> str:
+    """A deterministic order-id suffix (16 base32 letters), so the test knows every id."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+    return "".join(alphabet[(i >> (5 * k)) & 31] for k in range(16))
+
+
+@pytest.mark.parametrize("total", [30_000])
+async def test_worker_killed_mid_stream_loses_and_duplicates_nothing(
+    make_stack: MakeStack, redis_url: str, sqlite_url: str, total: int
+) -> None:
+    stack = await make_stack(worker=False)
+    drop = await stack.new_drop(stock=total, per_buyer_limit=1)
+    ids = await _fill(stack, drop["id"], total)
+    events = DropKeys.of(drop["id"]).events
+    env = flashsale_env(redis_url, sqlite_url, FLASHSALE_CLAIM_IDLE_MS="500")
+
+    first = spawn("worker", env=env)
+    deadline = time.monotonic() + 60
+    while True:  # kill it while it holds a batch it has not acknowledged
+        pending = (await stack.engine.redis.xpending(events, GROUP))["pending"]
+        settled = len(await stack.store.page(drop["id"], 0, total))
+        if pending and settled:
+            break
+        assert time.monotonic() < deadline and first.poll() is None, first.stdout.read()
+        await asyncio.sleep(0.002)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    left_pending = (await stack.engine.redis.xpending(events, GROUP))["pending"]
+    settled_before = len(await stack.store.page(drop["id"], 0, total))
+    print(f"\nkilled with {settled_before} settled and {left_pending} entries in hand")
+    assert 0 < settled_before < total and left_pending > 0
+
+    second = spawn("worker", env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while len(await stack.store.page(drop["id"], 0, total)) < total:
+            assert time.monotonic() < deadline, "the second worker did not finish"
+            await asyncio.sleep(0.1)
+        audited = run("audit", env=env)
+        assert audited.returncode == 0, audited.stdout + audited.stderr
+        assert "all invariants hold" in audited.stdout
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(20) == 0
+    stored = [o async for o in iter_orders(stack.store, drop["id"])]
+    assert len(stored) == total and {o.id for o in stored} == ids  # nothing lost, no double
+    assert (await stack.engine.redis.xpending(events, GROUP))["pending"] == 0
+
+
+async def test_two_workers_share_the_streams(make_stack: MakeStack) -> None:
+    stack = await make_stack()  # has one worker already; add a second consumer
+    from flashsale.engine.settlement import SettlementWorker
+
+    other = SettlementWorker(stack.engine.redis, stack.store, stack.engine.drops)
+    task = asyncio.create_task(other.run(stack.stop))
+    drops = [await stack.new_drop(stock=500, per_buyer_limit=500) for _ in range(3)]
+    for d in drops:
+        await asyncio.gather(*(stack.buy(d["id"], f"b{i % 50}", 1) for i in range(400)))
+    await stack.settle()
+    stack.stop.set()
+    await task
+    assert other.settled > 0 and stack.worker is not None and stack.worker.settled > 0
+    report = await stack.audit()
+    assert report.ok and report.orders == 1200, "\n".join(report.lines())
