@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -63,16 +65,19 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     procs = [
         ctx.Process(target=_serve_process, args=(settings, host, port)) for _ in range(workers)
     ]
+
+    def forward(signum: int, _frame: object) -> None:
+        # Each gateway drains its own requests on SIGTERM; the parent only waits for them.
+        for proc in procs:
+            if proc.pid is not None and proc.exitcode is None:
+                os.kill(proc.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
     for proc in procs:
         proc.start()
-    try:
-        for proc in procs:
-            proc.join()
-    except KeyboardInterrupt:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.join()
+    for proc in procs:
+        proc.join()
     return max((proc.exitcode or 0) for proc in procs)
 
 

@@ -1,0 +1,129 @@
+"""The command line as ops use it: `up`, `serve` + `worker` as processes, `token`, `audit`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jwt
+
+from flashsale.redis_server import free_port
+from tests.processes import flashsale_env, run, spawn
+
+
+async def _wait_ready(base: str, proc: subprocess.Popen[str], within: float = 30) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    async with aiohttp.ClientSession() as http:
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                async with http.get(f"{base}/readyz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            assert loop.time() < deadline, "not ready in time"
+            await asyncio.sleep(0.1)
+
+
+async def _call(method: str, url: str, token: str, body: Any = None) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"}) as r,
+    ):
+        return r.status, await r.json()
+
+
+def _env_without_flashsale() -> dict[str, str]:
+    env = flashsale_env("", "")
+    del env["FLASHSALE_REDIS_URL"], env["FLASHSALE_DATABASE_URL"]
+    return env
+
+
+async def _sell_one(base: str, data_dir: Path, env: dict[str, str]) -> tuple[str, str]:
+    host_key = (data_dir / "host_key").read_text().strip()
+    status, drop = await _call("POST", f"{base}/v1/drops", host_key, {
+        "sku": "CRAY-1", "title": "Crayfish 小龙虾", "price": 3500, "currency": "CNY",
+        "stock": 5, "per_buyer_limit": 2,
+    })  # fmt: skip
+    assert status == 201, drop
+    assert (await _call("POST", f"{base}/v1/drops/{drop['id']}/open", host_key))[0] == 200
+    token = run("--data-dir", str(data_dir), "token", "--user", "alice", env=env).stdout.strip()
+    status, bought = await _call("POST", f"{base}/v1/drops/{drop['id']}/purchase", token,
+                                 {"quantity": 2})  # fmt: skip
+    assert status == 201, bought
+    return drop["id"], bought["order"]["id"]
+
+
+async def test_up_runs_everything_and_stops_without_losing_an_order(tmp_path: Path) -> None:
+    env, port, data = _env_without_flashsale(), free_port(), tmp_path / "data"
+    base = f"http://127.0.0.1:{port}"
+    proc = spawn("--data-dir", str(data), "up", "--port", str(port), env=env)
+    await _wait_ready(base, proc)
+    drop_id, order_id = await _sell_one(base, data, env)
+    audited = run("--data-dir", str(data), "audit", env=env)
+    assert audited.returncode == 0, audited.stdout + audited.stderr
+
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "flashsale is up" in out and "nothing left behind" in out
+    with sqlite3.connect(data / "orders.db") as db:
+        rows = db.execute("SELECT id, buyer, quantity FROM orders").fetchall()
+    assert rows == [(order_id, "alice", 2)]
+    assert not (data / "redis" / "redis.sock").exists()  # its Redis has exited too
+
+    # Started again on the same data dir, Redis comes back from its append-only file.
+    proc = spawn("--data-dir", str(data), "up", "--port", str(port), env=env)
+    try:
+        await _wait_ready(base, proc)
+        async with aiohttp.ClientSession() as http, http.get(f"{base}/v1/drops/{drop_id}") as r:
+            drop = await r.json()
+        assert (drop["sold"], drop["remaining"], drop["title"]) == (2, 3, "Crayfish 小龙虾")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+
+
+async def test_serve_and_worker_as_separate_processes(
+    redis_url: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = flashsale_env(redis_url, sqlite_url, FLASHSALE_DATA_DIR=str(tmp_path))
+    gateway = spawn("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+                    env=env)  # fmt: skip
+    worker = spawn("worker", "--concurrency", "2", env=env)
+    try:
+        await _wait_ready(f"http://127.0.0.1:{port}", gateway)
+        await _sell_one(f"http://127.0.0.1:{port}", tmp_path, env)
+        audited = run("audit", env=env)
+        assert audited.returncode == 0, audited.stdout + audited.stderr
+    finally:
+        for proc in (gateway, worker):
+            proc.send_signal(signal.SIGTERM)
+    for proc in (gateway, worker):
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out
+
+
+def test_token_prints_a_buyer_token(tmp_path: Path) -> None:
+    env = _env_without_flashsale() | {"FLASHSALE_TOKEN_SECRET": "s" * 40}
+    result = run("--data-dir", str(tmp_path), "token", "--user", "买家-7", "--ttl", "60", env=env)
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(result.stdout.strip(), "s" * 40, algorithms=["HS256"])
+    assert claims["sub"] == "买家-7" and claims["exp"] - claims["iat"] == 60
+    bad = run("--data-dir", str(tmp_path), "token", "--user", "x" * 65, env=env)
+    assert bad.returncode == 2 and "1 to 64" in bad.stderr
+
+
+def test_commands_without_redis_say_how_to_get_one(tmp_path: Path) -> None:
+    result = run("--data-dir", str(tmp_path), "audit", env=_env_without_flashsale())
+    assert result.returncode == 2
+    assert "FLASHSALE_REDIS_URL" in result.stderr and "Traceback" not in result.stderr
