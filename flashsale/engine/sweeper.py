@@ -30,7 +30,7 @@ class Sweeper:
         released = 0
         for drop_id in await self._drops.ids():
             while True:
-                n, _next_ms = await Scripts.call(self._scripts.sweep, drop_id, BATCH)
+                n = await Scripts.call(self._scripts.sweep, drop_id, BATCH)
                 released += n
                 if n < BATCH:
                     break

@@ -1,7 +1,7 @@
 -- The engine's own clock work for one drop: opens it when its schedule comes and releases
 -- holds whose payment window has ended. ARGV: at most how many holds to release.
--- Returns {released, ms until the next hold ends or -1}.
-if redis.call('EXISTS', K_DROP) == 0 then return {0, -1} end
+-- Returns how many holds it released.
+if redis.call('EXISTS', K_DROP) == 0 then return 0 end
 local now = now_ms()
 promote(now)
 local due = redis.call('ZRANGEBYSCORE', K_HOLDS, '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
@@ -14,5 +14,4 @@ for _, oid in ipairs(due) do
     redis.call('ZREM', K_HOLDS, oid)
   end
 end
-local next_hold = redis.call('ZRANGE', K_HOLDS, 0, 0, 'WITHSCORES')
-return {#due, next_hold[2] and (tonumber(next_hold[2]) - now) or -1}
+return #due
