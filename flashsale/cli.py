@@ -14,6 +14,8 @@ import uvloop
 
 from flashsale import config, services
 from flashsale.config import ConfigError, Settings
+from flashsale.engine.errors import RedisError
+from flashsale.engine.store import STORE_ERRORS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -121,4 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (ConfigError, ValueError) as e:
         print(f"flashsale: {e}", file=sys.stderr)
         code = 2
+    except (RedisError, *STORE_ERRORS) as e:
+        print(f"flashsale: cannot reach Redis or the order store: {e!r}", file=sys.stderr)
+        code = 1
     sys.exit(code)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from flashsale.config import Settings
+from flashsale.config import ConfigError, Settings
 from flashsale.engine.engine import Engine
 from flashsale.engine.settlement import SettlementWorker
 from flashsale.engine.store import OrderStore, open_store
@@ -65,7 +65,11 @@ async def start_site(
         build_app(parts.engine, parts.store, auth, limiter), access_log=None, shutdown_timeout=10
     )
     await runner.setup()
-    await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+    try:
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+    except OSError as e:
+        await runner.cleanup()
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     return runner
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -127,3 +128,16 @@ def test_commands_without_redis_say_how_to_get_one(tmp_path: Path) -> None:
     result = run("--data-dir", str(tmp_path), "audit", env=_env_without_flashsale())
     assert result.returncode == 2
     assert "FLASHSALE_REDIS_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_up_on_a_busy_port_says_so_and_leaves_nothing_running(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("--data-dir", str(tmp_path), "up", "--port", str(port),
+                     env=_env_without_flashsale())  # fmt: skip
+    assert result.returncode == 2
+    assert "cannot listen on" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "redis" / "redis.sock").exists()  # the Redis it started is gone
+    assert not (tmp_path / "up.pid").exists()
