@@ -86,3 +86,10 @@ async def test_drop_object_has_the_contract_fields(stack: Stack) -> None:
         "per_buyer_limit", "room", "status", "opens_at", "payment_window_s",
     }  # fmt: skip
     assert (drop["room"], drop["opens_at"], drop["sold"]) == (None, None, 0)
+
+
+async def test_a_schedule_already_past_is_live_at_once(stack: Stack) -> None:
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    drop = await stack.new_drop(open_it=False, opens_at=past.isoformat())
+    assert drop["status"] == "live"
+    assert (await stack.buy(drop["id"], "a")).status == 201

@@ -11,6 +11,7 @@ if op == 'create' then
   redis.call('HSET', K_DROP, unpack(fields))
   redis.call('HSET', K_DROP, 'created_at', now, 'seq', 0, 'sold', 0)
   redis.call('XGROUP', 'CREATE', K_EVENTS, ARGV[2], '0', 'MKSTREAM')
+  promote(now)  -- an opens_at already past: live from the start
   return redis.call('HGETALL', K_DROP)
 end
 
