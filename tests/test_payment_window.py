@@ -57,3 +57,17 @@ async def test_paying_late_is_refused_and_frees_the_units(make_stack: MakeStack)
     assert (await stack.buy(drop["id"], "dave")).status == 201
     await stack.settle()
     assert (await stack.audit()).ok
+
+
+async def test_the_sweeper_outlives_a_redis_outage() -> None:
+    from flashsale.engine.engine import Engine
+    from flashsale.redis_server import free_port
+
+    engine = Engine.from_url(f"redis://127.0.0.1:{free_port()}")  # nothing listens there
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.5, stop.set)
+    try:
+        await engine.sweeper.run(stop)  # logs and retries; must not end with an error
+    finally:
+        await engine.close()
+    assert stop.is_set()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-from flashsale.engine.errors import RedisError, Unavailable
 from flashsale.engine.ids import is_drop_id, new_drop_id
 from flashsale.engine.keys import DROP_INDEX, GROUP, room_index
 from flashsale.engine.models import Drop
@@ -22,10 +21,7 @@ class Drops:
     async def _op(self, drop_id: str, *args: object) -> Drop | None:
         if not is_drop_id(drop_id):
             return None
-        try:
-            flat = await Scripts.call(self._scripts.drop, drop_id, *args)
-        except RedisError as exc:
-            raise Unavailable(str(exc)) from exc
+        flat = await Scripts.call(self._scripts.drop, drop_id, *args)
         return Drop.from_hash(flat) if flat else None
 
     async def create(self, spec: DropSpec) -> Drop:
@@ -48,14 +44,11 @@ class Drops:
         pairs = [x for kv in fields.items() for x in kv]
         drop = await self._op(drop_id, "create", GROUP, *pairs)
         assert drop is not None
-        try:
-            # The index is written after the drop, so a listed drop always exists.
-            score = time.time()
-            await self._redis.zadd(DROP_INDEX, {drop_id: score})
-            if spec.room:
-                await self._redis.zadd(room_index(spec.room), {drop_id: score})
-        except RedisError as exc:
-            raise Unavailable(str(exc)) from exc
+        # The index is written after the drop, so a listed drop always exists.
+        score = time.time()
+        await self._redis.zadd(DROP_INDEX, {drop_id: score})
+        if spec.room:
+            await self._redis.zadd(room_index(spec.room), {drop_id: score})
         return drop
 
     async def get(self, drop_id: str) -> Drop | None:
@@ -73,10 +66,7 @@ class Drops:
     async def ids(self, room: str | None = None) -> list[str]:
         """Drop ids, oldest first: every drop, or those of one room."""
         key = room_index(room) if room is not None else DROP_INDEX
-        try:
-            return [text(m) for m in await self._redis.zrange(key, 0, -1)]
-        except RedisError as exc:
-            raise Unavailable(str(exc)) from exc
+        return [text(m) for m in await self._redis.zrange(key, 0, -1)]
 
     async def list(self, room: str | None = None) -> list[Drop]:
         drops = await asyncio.gather(*(self.get(i) for i in await self.ids(room)))

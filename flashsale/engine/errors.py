@@ -1,4 +1,8 @@
-"""Errors the engine raises; refusals of a purchase are outcomes, not exceptions."""
+"""Errors the engine raises; refusals of a purchase are outcomes, not exceptions.
+
+Redis trouble surfaces as redis-py's own RedisError, everywhere: the gateway answers it
+with 503, and the background loops log it and go on.
+"""
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import cast
 
-from flashsale.engine.errors import RedisError, Unavailable
 from flashsale.engine.ids import drop_of_order
 from flashsale.engine.keys import DropKeys
 from flashsale.engine.models import Order, decode_order
@@ -21,10 +20,7 @@ class Orders:
         drop_id = drop_of_order(order_id)
         if drop_id is None:
             return None
-        try:
-            packed = await self._redis.hget(DropKeys.of(drop_id).orders, order_id)
-        except RedisError as exc:
-            raise Unavailable(str(exc)) from exc
+        packed = await self._redis.hget(DropKeys.of(drop_id).orders, order_id)
         return decode_order(cast(bytes, packed)) if packed else None
 
     async def pay(self, order_id: str, buyer: str) -> tuple[str, Order | None]:
@@ -35,8 +31,5 @@ class Orders:
         drop_id = drop_of_order(order_id)
         if drop_id is None:
             return "not_found", None
-        try:
-            outcome, packed = await Scripts.call(self._scripts.pay, drop_id, order_id, buyer)
-        except RedisError as exc:
-            raise Unavailable(str(exc)) from exc
+        outcome, packed = await Scripts.call(self._scripts.pay, drop_id, order_id, buyer)
         return outcome.decode(), decode_order(packed) if packed else None

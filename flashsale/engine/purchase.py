@@ -46,9 +46,7 @@ class Purchaser:
         try:
             return (await self._decide(drop_id, 0, [request]))[0]
         except AMBIGUOUS:
-            pass
-        except RedisError as exc:
-            raise Unavailable(str(exc)) from exc
+            pass  # sent or not, nobody knows: ask again under the same id
         for delay in RECHECK_DELAYS:
             await asyncio.sleep(delay)
             try:

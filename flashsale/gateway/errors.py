@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from aiohttp import web
 
-from flashsale.engine.errors import Unavailable
+from flashsale.engine.errors import RedisError, Unavailable
 from flashsale.engine.store import STORE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as e:
         return error_response(e.status, e.code, e.message, e.headers)
-    except (Unavailable, *STORE_ERRORS) as e:
+    except (Unavailable, RedisError, *STORE_ERRORS) as e:
         log.warning("unavailable: %r", e)
         err = unavailable()
         return error_response(err.status, err.code, err.message, err.headers)
