@@ -54,18 +54,26 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _serve_process(settings: Settings, host: str, port: int) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+def _serve_process(settings: Settings, host: str, port: int, verbose: bool) -> None:
+    _logging(verbose)  # a spawned process starts with no logging set up
     uvloop.run(services.serve(settings, host, port, reuse_port=True))
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
+def _serve(settings: Settings, host: str, port: int, workers: int, verbose: bool) -> int:
     if workers <= 1:
         uvloop.run(services.serve(settings, host, port))
         return 0
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=_serve_process, args=(settings, host, port)) for _ in range(workers)
+        ctx.Process(target=_serve_process, args=(settings, host, port, verbose))
+        for _ in range(workers)
     ]
 
     def forward(signum: int, _frame: object) -> None:
@@ -96,10 +104,7 @@ async def _audit(settings: Settings, drop: str | None, wait: float) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    _logging(args.verbose)
     try:
         settings = config.load(
             data_dir=args.data_dir, redis_url=args.redis_url,
@@ -114,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             uvloop.run(services.up(settings, args.host, args.port))
             code = 0
         elif args.command == "serve":
-            code = _serve(settings, args.host, args.port, args.workers)
+            code = _serve(settings, args.host, args.port, args.workers, args.verbose)
         elif args.command == "worker":
             uvloop.run(services.work(settings, args.concurrency))
             code = 0

@@ -51,6 +51,10 @@ class Settings:
     def runtime_redis_file(self) -> Path:
         return self.data_dir / "redis.url"
 
+    @property
+    def up_pid_file(self) -> Path:
+        return self.data_dir / "up.pid"
+
     def require_redis(self) -> str:
         if self.redis_url:
             return self.redis_url

@@ -85,6 +85,8 @@ class RedisServer:
             ]
         else:
             args += ["--port", str(self.port), "--bind", "127.0.0.1"]
+        # A process group of its own: a terminal's Ctrl-C reaches `flashsale up`, which stops
+        # Redis itself after the drain, never Redis first.
         self.process = subprocess.Popen(
             [*args, *self.extra], stdin=subprocess.DEVNULL, start_new_session=True
         )

@@ -107,7 +107,7 @@ async def work(settings: Settings, concurrency: int) -> None:
 
 def _claim_orphan(server: RedisServer, settings: Settings) -> None:
     """A Redis left running by an `up` that was killed is shut down before a new one starts."""
-    pid_file = settings.data_dir / "up.pid"
+    pid_file = settings.up_pid_file
     if pid_file.exists():
         pid = int(pid_file.read_text() or 0)
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -126,9 +126,8 @@ async def up(settings: Settings, host: str, port: int) -> None:
     stop = stop_on_signals()
     server = RedisServer(settings.data_dir / "redis")
     _claim_orphan(server, settings)
-    # A process group of its own: the terminal's Ctrl-C must not stop Redis before the drain.
     server.start()
-    pid_file = settings.data_dir / "up.pid"
+    pid_file = settings.up_pid_file
     pid_file.write_text(str(os.getpid()))
     settings.redis_url = server.url
     settings.runtime_redis_file.write_text(server.url)
