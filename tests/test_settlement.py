@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -58,6 +60,11 @@ async def _fill(stack: Stack, drop_id: str, n: int) -> set[str]:
     return ids
 
 
+def _entry_id(raw: bytes | str) -> tuple[int, int]:
+    ms, seq = (raw.decode() if isinstance(raw, bytes) else raw).split("-")
+    return int(ms), int(seq)
+
+
 def _id16(i: int) -> str:
     """A deterministic order-id suffix (16 base32 letters), so the test knows every id."""
     alphabet = "abcdefghijklmnopqrstuvwxyz234567"
@@ -74,17 +81,35 @@ async def test_worker_killed_mid_stream_loses_and_duplicates_nothing(
     events = DropKeys.of(drop["id"]).events
     env = flashsale_env(redis_url, sqlite_url, FLASHSALE_CLAIM_IDLE_MS="500")
 
+    async def until(condition: Callable[[], Awaitable[bool]]) -> None:
+        deadline = time.monotonic() + 60
+        while not await condition():
+            assert time.monotonic() < deadline and first.poll() is None, first.stdout.read()
+            await asyncio.sleep(0.002)
+
+    async def some_settled() -> bool:
+        return bool(await stack.store.page(drop["id"], 0, 1))
+
     first = spawn("worker", env=env)
-    deadline = time.monotonic() + 60
-    while True:  # kill it while it holds a batch it has not acknowledged
-        pending = (await stack.engine.redis.xpending(events, GROUP))["pending"]
-        settled = len(await stack.store.page(drop["id"], 0, total))
-        if pending and settled:
-            break
-        assert time.monotonic() < deadline and first.poll() is None, first.stdout.read()
-        await asyncio.sleep(0.002)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    await until(some_settled)
+    # Hold the store's write lock: the worker reads its next batch and waits in its commit,
+    # so it is certain to die holding a batch that is neither stored nor acknowledged.
+    lock = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        frozen = len(await stack.store.page(drop["id"], 0, total))
+        last_stored = _entry_id((await stack.engine.redis.xrange(events, count=frozen))[-1][0])
+
+        async def batch_in_hand() -> bool:
+            summary = await stack.engine.redis.xpending(events, GROUP)
+            return summary["pending"] > 0 and _entry_id(summary["min"]) > last_stored
+
+        await until(batch_in_hand)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
     left_pending = (await stack.engine.redis.xpending(events, GROUP))["pending"]
     settled_before = len(await stack.store.page(drop["id"], 0, total))
     print(f"\nkilled with {settled_before} settled and {left_pending} entries in hand")
