@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds to let settlement catch up first (default 10)",
     )
+
+    s = sub.add_parser("loadtest", help="rehearse a drop: fire, measure, audit")
+    from flashsale.loadtest.command import add_arguments
+
+    add_arguments(s)
     return p
 
 
@@ -92,12 +97,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int, verbose: bool
 
 
 async def _audit(settings: Settings, drop: str | None, wait: float) -> int:
-    from flashsale.engine.audit import audit
-    from flashsale.engine.settlement import wait_settled
-
-    async with services.connected(settings) as parts:
-        await wait_settled(parts.engine.redis, parts.engine.drops, wait)
-        report = await audit(parts.engine.redis, parts.store, parts.engine.drops, drop)
+    report = await services.audit(settings, drop, wait)
     print("\n".join(report.lines()))
     return 0 if report.ok else 1
 
@@ -123,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.command == "worker":
             uvloop.run(services.work(settings, args.concurrency))
             code = 0
+        elif args.command == "loadtest":
+            from flashsale.loadtest import command
+
+            code = command.main(args, settings)
         else:
             code = uvloop.run(_audit(settings, args.drop, args.wait))
     except (ConfigError, ValueError) as e:

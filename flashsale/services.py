@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from flashsale.config import ConfigError, Settings
+from flashsale.engine.audit import AuditReport
+from flashsale.engine.audit import audit as check_invariants
 from flashsale.engine.engine import Engine
-from flashsale.engine.settlement import SettlementWorker
+from flashsale.engine.settlement import SettlementWorker, wait_settled
 from flashsale.engine.store import OrderStore, open_store
 from flashsale.gateway.app import build_app
 from flashsale.gateway.auth import Auth
@@ -54,6 +56,13 @@ async def connected(settings: Settings) -> AsyncIterator[Parts]:
     finally:
         await store.close()
         await engine.close()
+
+
+async def audit(settings: Settings, drop_id: str | None = None, wait: float = 10.0) -> AuditReport:
+    """`flashsale audit`: lets settlement catch up (up to `wait` seconds), then checks."""
+    async with connected(settings) as parts:
+        await wait_settled(parts.engine.redis, parts.engine.drops, wait)
+        return await check_invariants(parts.engine.redis, parts.store, parts.engine.drops, drop_id)
 
 
 async def start_site(

@@ -1,0 +1,113 @@
+"""`flashsale loadtest`: its flags, and what it prints, writes and exits with."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvloop
+from rich.console import Console
+from rich.live import Live as RichLive
+
+from flashsale.config import Settings
+from flashsale.loadtest import report
+from flashsale.loadtest.run import Live, RunError, run
+from flashsale.loadtest.scenario import ARRIVALS, load
+from flashsale.loadtest.thresholds import Threshold
+
+# (flag, type, help); each is also a key of the scenario file
+_SCENARIO_FLAGS: list[tuple[str, Any, str]] = [
+    ("url", str, "the gateway (default http://127.0.0.1:8080)"),
+    ("drop", str, "fire at this existing drop instead of creating one"),
+    ("stock", int, "units in the drop it creates (default 1000)"),
+    ("limit", int, "per-buyer limit of the drop it creates (default 2)"),
+    ("price", int, "price in minor units (default 100)"),
+    ("currency", str, "ISO 4217 code (default EUR)"),
+    ("payment-window", int, "seconds a reservation is held for payment (default 0)"),
+    ("attempts", int, "purchase attempts (default stock x oversubscription)"),
+    ("oversubscription", float, "attempts per unit when --attempts is not given (default 10)"),
+    ("buyers", int, "distinct buyers (default attempts / 2)"),
+    ("quantities", str, "quantity mix, quantity:weight, e.g. 1:80,2:20 (default 1)"),
+    ("arrival", str, f"{' | '.join(ARRIVALS)} (default burst)"),
+    ("duration", str, "ramp: how long the rate climbs; rate: how long it runs (10s, 2m)"),
+    ("rate", float, "arrival rate: attempts a second"),
+    ("connections", int, "keep-alive connections in all (default 64)"),
+    ("processes", int, "load processes (default 1)"),
+    ("repeat", float, "share of attempts sent again with the same Idempotency-Key"),
+    ("pay", float, "with a payment window: share that pays in time (default 1)"),
+    ("pay-late", float, "share that pays after the hold ended; the rest abandons"),
+    ("timeout", str, "per request (default 10s)"),
+    ("resends", int, "resends, same key, after 503/429/lost/timeout (default 3)"),
+    ("seed", int, "random seed of the plan (default 1)"),
+    ("settle-wait", str, "how long settlement may take before the audit (default 60s)"),
+]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", metavar="FILE.toml", help="scenario file; flags override it")
+    for flag, kind, text in _SCENARIO_FLAGS:
+        p.add_argument(f"--{flag}", type=kind, help=text)
+    p.add_argument("--host-key", help="default: FLASHSALE_HOST_KEYS or the data dir's")
+    p.add_argument("--token-secret", help="default: FLASHSALE_TOKEN_SECRET or the data dir's")
+    p.add_argument(
+        "--threshold", action="append", default=[], metavar="EXPR",
+        help="fail unless it holds: p99<10ms, errors<0.1%%, rps>5000, sellout<2s (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--report", metavar="OUT.html", help="write a self-contained HTML report")
+    p.add_argument("--json", metavar="OUT.json", help="write the results as JSON (- for stdout)")
+    p.add_argument(
+        "--no-engine-audit", action="store_true",
+        help="skip `flashsale audit` (when running away from Redis and the store)",
+    )  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no live display")
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    flags = {f.replace("-", "_"): getattr(args, f.replace("-", "_")) for f, _, _ in _SCENARIO_FLAGS}
+    sc = load(args.scenario, flags)
+    thresholds = [Threshold.parse(t) for t in args.threshold]
+    host_key = args.host_key or (settings.host_keys[0] if settings.host_keys else None)
+    if not host_key:
+        raise ValueError("no host key: pass --host-key or set FLASHSALE_HOST_KEYS")
+    secret = args.token_secret or settings.token_secret
+    to_stdout = args.json == "-"
+    console = Console(stderr=to_stdout)
+    live = Live()
+    try:
+        showing = RichLive(
+            console=console,
+            refresh_per_second=4,
+            get_renderable=lambda: report.live_view(live),
+            transient=True,
+        )
+        with contextlib.nullcontext() if args.quiet else showing:
+            outcome = uvloop.run(
+                run(
+                    sc,
+                    host_key=host_key,
+                    token_secret=secret,
+                    settings=None if args.no_engine_audit else settings,
+                    thresholds=thresholds,
+                    live=live,
+                )
+            )
+    except RunError as e:
+        print(f"flashsale loadtest: {e}", file=sys.stderr)
+        return 1
+    console.print(report.tables(outcome))
+    if args.json:
+        text = json.dumps(report.to_json(outcome), indent=2)
+        if to_stdout:
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n", encoding="utf-8")
+    if args.report:
+        from flashsale.loadtest import report_html
+
+        report_html.write(outcome, args.report)
+        console.print(f"report written to {args.report}")
+    return 0 if outcome.ok else 1

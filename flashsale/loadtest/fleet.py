@@ -1,0 +1,146 @@
+"""N load processes, started together: each mints its buyers' tokens and opens its
+connections, says it is ready, and fires at one start time t0 the parent picks. Progress
+and, at the end, every process's records come back over a pipe."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection as Pipe
+from typing import Any
+
+import uvloop
+
+from flashsale.loadtest.firing import Job, Progress, Records, Shard
+from flashsale.loadtest.traffic import Traffic
+
+START_MARGIN_S = 0.2
+PROGRESS_EVERY_S = 0.25
+
+
+@dataclass
+class FleetProgress:
+    sent: int = 0
+    answered: int = 0
+    statuses: Counter[int] | None = None
+
+
+def _child(job: Job, traffic: Traffic, pipe: Pipe) -> None:
+    try:
+        uvloop.run(_child_run(job, traffic, pipe))
+    except BaseException:
+        pipe.send(("error", traceback.format_exc()))
+        raise
+
+
+async def _child_run(job: Job, traffic: Traffic, pipe: Pipe) -> None:
+    traffic.mint()
+    last = 0.0
+
+    def tick(p: Progress) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if now - last >= PROGRESS_EVERY_S:
+            last = now
+            pipe.send(("progress", p.sent, p.answered, dict(p.statuses)))
+
+    follow = traffic.follow if traffic.pay + traffic.pay_late > 0 else None
+    shard = Shard(job, traffic.shots(), on_tick=tick, follow=follow)
+    await shard.connect()
+    pipe.send(("ready",))
+    loop = asyncio.get_running_loop()
+    shard.job.t0 = await loop.run_in_executor(None, pipe.recv)
+    records = await shard.fire()
+    p = shard.progress
+    pipe.send(("progress", p.sent, p.answered, dict(p.statuses)))
+    pipe.send(("done", records))
+
+
+async def fire(
+    job: Job,
+    traffics: list[Traffic],
+    on_progress: Callable[[FleetProgress], None] | None = None,
+    on_start: Callable[[float], None] | None = None,
+) -> Records:
+    """Runs one process per traffic share; job.connections is split between them."""
+    ctx = multiprocessing.get_context("spawn")
+    n = len(traffics)
+    pipes: list[Pipe] = []
+    procs = []
+    for i, traffic in enumerate(traffics):
+        share = job.connections // n + (1 if i < job.connections % n else 0)
+        ours, theirs = ctx.Pipe()
+        proc = ctx.Process(target=_child, args=(replace(job, connections=share), traffic, theirs))
+        proc.start()
+        theirs.close()
+        pipes.append(ours)
+        procs.append(proc)
+
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[tuple[int, tuple[Any, ...]]] = asyncio.Queue()
+
+    # One reading thread per pipe: a whole process's records arrive as one large message.
+    readers = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fleet-pipe")
+
+    async def read(i: int) -> None:
+        while True:
+            try:
+                msg = await loop.run_in_executor(readers, pipes[i].recv)
+            except (EOFError, OSError):
+                await inbox.put((i, ("error", "the load process died")))
+                return
+            await inbox.put((i, msg))
+            if msg[0] in ("done", "error"):
+                return
+
+    reading = [asyncio.create_task(read(i)) for i in range(n)]
+
+    progress: list[tuple[int, int, dict[int, int]]] = [(0, 0, {}) for _ in pipes]
+    results: dict[int, Records] = {}
+    ready = 0
+    try:
+        while len(results) < n:
+            i, msg = await inbox.get()
+            if msg[0] == "error":
+                raise RuntimeError(f"load process {i} failed:\n{msg[1]}")
+            if msg[0] == "ready":
+                ready += 1
+                if ready == n:
+                    t0 = time.perf_counter() + START_MARGIN_S
+                    for pipe in pipes:
+                        pipe.send(t0)
+                    if on_start is not None:
+                        on_start(t0)
+            elif msg[0] == "progress":
+                progress[i] = (msg[1], msg[2], msg[3])
+                if on_progress is not None:
+                    total: Counter[int] = Counter()
+                    for _, _, statuses in progress:
+                        total.update(statuses)
+                    on_progress(
+                        FleetProgress(
+                            sum(p[0] for p in progress), sum(p[1] for p in progress), total
+                        )
+                    )
+            elif msg[0] == "done":
+                results[i] = msg[1]
+    finally:
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.exitcode is None:
+                proc.kill()
+        for pipe in pipes:
+            pipe.close()
+        for task in reading:
+            task.cancel()
+        readers.shutdown(wait=False, cancel_futures=True)
+    merged = Records()
+    for i in range(n):
+        merged.extend(results[i])
+    return merged

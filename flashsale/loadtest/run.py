@@ -1,0 +1,215 @@
+"""One rehearsal, start to end: set the drop up through the host API, fire from N
+processes while watching the stock fall, wait for settlement, then audit it three ways (the
+answers, the API, `flashsale audit`) and judge the thresholds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from flashsale import services
+from flashsale.config import Settings
+from flashsale.loadtest import fleet
+from flashsale.loadtest.checks import Check, check
+from flashsale.loadtest.firing import Job
+from flashsale.loadtest.http import split_url
+from flashsale.loadtest.plan import make_plan
+from flashsale.loadtest.results import Summary, decode, summarize
+from flashsale.loadtest.scenario import Scenario
+from flashsale.loadtest.thresholds import Threshold
+from flashsale.loadtest.traffic import Traffic
+
+POLL_S = 0.1
+PAGE = 10_000
+
+
+class RunError(Exception):
+    """The run could not start or finish (the API refused, the drop is missing...)."""
+
+
+@dataclass
+class Live:
+    """What the progress display shows, updated while the run goes."""
+
+    attempts: int = 0
+    sent: int = 0
+    answered: int = 0
+    remaining: int | None = None
+    started: float | None = None  # perf_counter at t0
+    rate: float = 0.0
+    _last: tuple[float, int] = (0.0, 0)
+
+    def progress(self, p: fleet.FleetProgress) -> None:
+        now = time.perf_counter()
+        if now - self._last[0] >= 0.5:
+            if self._last[0]:
+                self.rate = (p.answered - self._last[1]) / (now - self._last[0])
+            self._last = (now, p.answered)
+        self.sent, self.answered = p.sent, p.answered
+
+
+@dataclass
+class Outcome:
+    scenario: Scenario
+    run: str
+    drop: dict[str, Any]
+    started_at: str
+    summary: Summary
+    checks: list[Check]
+    audit_lines: list[str] | None  # None: not run (asked not to)
+    audit_ok: bool
+    thresholds: list[tuple[Threshold, float | None, bool]] = field(default_factory=list)
+    settled: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return (
+            all(c.ok for c in self.checks)
+            and self.audit_ok
+            and self.settled
+            and all(ok for _, _, ok in self.thresholds)
+        )
+
+
+class Api:
+    def __init__(self, http: aiohttp.ClientSession, host_key: str) -> None:
+        self.http = http
+        self.host = {"Authorization": f"Bearer {host_key}"}
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        async with self.http.request(method, path, json=body, headers=self.host) as r:
+            data = await r.json(content_type=None)
+            if r.status >= 300:
+                raise RunError(f"{method} {path}: {r.status} {data}")
+            return data
+
+    async def orders(self, drop_id: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            q = f"?limit={PAGE}" + (f"&after={after}" if after else "")
+            page = await self.call("GET", f"/v1/drops/{drop_id}/orders{q}")
+            out += page["orders"]
+            after = page["next"]
+            if not after:
+                return out
+
+
+async def _drop(api: Api, sc: Scenario, run: str) -> dict[str, Any]:
+    if sc.drop:
+        return await api.call("GET", f"/v1/drops/{sc.drop}")
+    spec = {
+        "sku": f"loadtest-{run}",
+        "title": f"Load test {run}",
+        "price": sc.price,
+        "currency": sc.currency,
+        "stock": sc.stock,
+        "per_buyer_limit": sc.limit,
+        "payment_window_s": sc.payment_window,
+    }
+    drop = await api.call("POST", "/v1/drops", spec)
+    return await api.call("POST", f"/v1/drops/{drop['id']}/open")
+
+
+async def _watch(api: Api, drop_id: str, live: Live, series: list[tuple[float, int]]) -> None:
+    while True:
+        try:
+            d = await api.call("GET", f"/v1/drops/{drop_id}")
+        except (aiohttp.ClientError, RunError):
+            pass
+        else:
+            live.remaining = d["remaining"]
+            if live.started is not None:
+                series.append((time.perf_counter() - live.started, d["remaining"]))
+        await asyncio.sleep(POLL_S)
+
+
+async def _settled(api: Api, drop_id: str, ids: set[str], within: float) -> bool:
+    """Waits until the API lists every order that was answered: they are in the store."""
+    deadline = time.monotonic() + within
+    while True:
+        listed = {o["id"] for o in await api.orders(drop_id)}
+        if ids <= listed:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.25)
+
+
+async def run(
+    sc: Scenario,
+    *,
+    host_key: str,
+    token_secret: str,
+    settings: Settings | None,
+    thresholds: list[Threshold],
+    live: Live | None = None,
+) -> Outcome:
+    """`settings` reach Redis and the store for `flashsale audit`; None skips it."""
+    live = live or Live()
+    plan = make_plan(sc)
+    host, port, host_header = split_url(sc.url)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(sc.url, timeout=timeout) as http:
+        api = Api(http, host_key)
+        try:
+            drop = await _drop(api, sc, plan.run)
+        except aiohttp.ClientError as e:
+            raise RunError(f"cannot reach {sc.url}: {e}") from None
+        started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        live.attempts, live.remaining = len(plan.attempts), drop["remaining"]
+        traffics = [
+            Traffic(host_header, drop["id"], token_secret, share, sc.pay, sc.pay_late, sc.seed + i)
+            for i, share in enumerate(plan.shards(sc.processes))
+        ]
+        if not sc.payment_window:
+            for t in traffics:
+                t.pay = t.pay_late = 0.0
+        job = Job(
+            host, port, sc.connections, 0.0, sc.arrival == "closed", None, sc.timeout, sc.resends
+        )
+        series: list[tuple[float, int]] = []
+
+        def on_start(t0: float) -> None:
+            live.started = t0
+
+        watcher = asyncio.create_task(_watch(api, drop["id"], live, series))
+        try:
+            records = await fleet.fire(job, traffics, live.progress, on_start)
+        finally:
+            watcher.cancel()
+        answers = decode(records)
+        summary = summarize(records, answers, drop["remaining"])
+        summary.stock = series
+
+        ids = {o["id"] for a in answers if (o := a.order) is not None}
+        settled = await _settled(api, drop["id"], ids, sc.settle_wait)
+        final = await api.call("GET", f"/v1/drops/{drop['id']}")
+        orders = await api.orders(drop["id"])
+    prefix = f"lt-{plan.run}-"
+    checks = check(
+        plan.attempts,
+        answers,
+        final,
+        orders,
+        (lambda b: b.startswith(prefix)) if sc.drop else (lambda b: True),
+    )
+    audit_lines: list[str] | None = None
+    audit_ok = True
+    if settings is not None:
+        try:
+            report = await services.audit(settings, drop["id"], sc.settle_wait)
+            audit_lines, audit_ok = report.lines(), report.ok
+        except Exception as e:  # any reason the audit could not run fails it
+            audit_lines = [f"could not run: {e!r} (--no-engine-audit away from the stores)"]
+            audit_ok = False
+    metrics = summary.metrics()
+    judged = [(t, metrics.get(t.metric), t.passes(metrics)) for t in thresholds]
+    return Outcome(
+        sc, plan.run, final, started_at, summary, checks, audit_lines, audit_ok, judged, settled
+    )

@@ -1,0 +1,135 @@
+"""What a rehearsal fires: from flags, a TOML file, or both (flags win).
+
+Every key of the TOML file is a long flag's name with `_` for `-`:
+
+    stock = 38000
+    attempts = 380000
+    limit = 2
+    quantities = "1:80,2:20"
+    arrival = "burst"
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+ARRIVALS = ("burst", "ramp", "rate", "closed")
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(us|ms|s|m)?\s*$")
+_SCALE = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, None: 1.0}
+DURATION_FIELDS = ("duration", "timeout", "settle_wait")
+
+
+def seconds(value: str | float) -> float:
+    """`250ms`, `10s`, `2m` or a plain number of seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    m = _DURATION.match(value)
+    if not m:
+        raise ValueError(f"{value!r} is not a duration (try 500ms, 10s or 2m)")
+    return float(m.group(1)) * _SCALE[m.group(2)]
+
+
+def parse_mix(text: str) -> list[tuple[int, float]]:
+    """`1:80,2:20` (quantity:weight) or `1`, as (quantity, share) pairs."""
+    pairs: list[tuple[int, float]] = []
+    for part in text.split(","):
+        q, _, w = part.strip().partition(":")
+        try:
+            pairs.append((int(q), float(w) if w else 1.0))
+        except ValueError:
+            raise ValueError(f"quantity mix {text!r}: write it like 1:80,2:20") from None
+    if any(q < 1 or w < 0 for q, w in pairs) or sum(w for _, w in pairs) <= 0:
+        raise ValueError(f"quantity mix {text!r}: quantities >= 1, weights >= 0, not all 0")
+    total = sum(w for _, w in pairs)
+    return [(q, w / total) for q, w in pairs]
+
+
+class Scenario(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    url: str = "http://127.0.0.1:8080"
+    drop: str | None = None  # fire at this existing drop instead of creating one
+    stock: int = 1000
+    limit: int = 2
+    price: int = 100
+    currency: str = "EUR"
+    payment_window: int = 0
+    attempts: int | None = None  # default: stock x oversubscription
+    oversubscription: float = 10.0
+    buyers: int | None = None  # default: attempts / 2, so limits are reached
+    quantities: str = "1"
+    arrival: str = "burst"
+    duration: float | None = None  # ramp: how long it climbs; rate: how long it runs
+    rate: float | None = None  # rate: attempts a second
+    connections: int = 64
+    processes: int = 1
+    repeat: float = 0.0  # share of attempts sent again with the same Idempotency-Key
+    pay: float = 1.0  # with a payment window: share that pays in time
+    pay_late: float = 0.0  # share that pays after the hold ended (the rest abandons)
+    timeout: float = 10.0
+    resends: int = 3
+    seed: int = 1
+    settle_wait: float = 60.0
+
+    def __post_init__(self) -> None:
+        parse_mix(self.quantities)
+        if self.arrival not in ARRIVALS:
+            raise ValueError(f"arrival is one of {', '.join(ARRIVALS)}")
+        if self.arrival == "rate" and not self.rate:
+            raise ValueError("arrival rate needs --rate (attempts a second)")
+        if self.arrival == "ramp" and not self.duration:
+            raise ValueError("arrival ramp needs --duration (how long the rate climbs)")
+        if min(self.stock, self.limit, self.connections, self.processes) < 1:
+            raise ValueError("stock, limit, connections and processes are at least 1")
+        if self.connections < self.processes:
+            raise ValueError("at least one connection per process")
+        for name in ("repeat", "pay", "pay_late"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} is a share between 0 and 1")
+        if self.pay + self.pay_late > 1:
+            raise ValueError("pay + pay_late is at most 1 (the rest abandons)")
+
+    @property
+    def mix(self) -> list[tuple[int, float]]:
+        return parse_mix(self.quantities)
+
+    @property
+    def total_attempts(self) -> int:
+        if self.attempts is not None:
+            return self.attempts
+        if self.arrival == "rate" and self.rate and self.duration:
+            return max(1, round(self.rate * self.duration))
+        return max(1, round(self.stock * self.oversubscription))
+
+    @property
+    def total_buyers(self) -> int:
+        return self.buyers or max(1, self.total_attempts // 2)
+
+    def offset(self, i: int, n: int) -> float:
+        """When attempt i of n is due, in seconds after the start."""
+        if self.arrival == "rate":
+            assert self.rate
+            return i / self.rate
+        if self.arrival == "ramp":
+            assert self.duration
+            return self.duration * (i / n) ** 0.5  # the rate climbs linearly from 0
+        return 0.0  # burst: everyone at once; closed: as fast as answers come
+
+
+def load(file: str | Path | None, flags: dict[str, Any]) -> Scenario:
+    """The scenario file's keys, overridden by the flags given (those not None)."""
+    raw: dict[str, Any] = {}
+    if file is not None:
+        with open(file, "rb") as f:
+            raw = tomllib.load(f)
+    raw.update({k: v for k, v in flags.items() if v is not None})
+    for name in DURATION_FIELDS:
+        if raw.get(name) is not None:
+            raw[name] = seconds(raw[name])
+    try:
+        return msgspec.convert(raw, Scenario)
+    except msgspec.ValidationError as e:
+        raise ValueError(f"scenario: {e}") from None
