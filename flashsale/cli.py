@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     from flashsale.loadtest.command import add_arguments
 
     add_arguments(s)
+
+    s = sub.add_parser("bench", help="purchases against an aiohttp hello world; the seed burst")
+    from flashsale.loadtest import bench
+
+    bench.add_arguments(s)
     return p
 
 
@@ -123,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.command == "worker":
             uvloop.run(services.work(settings, args.concurrency))
             code = 0
+        elif args.command == "bench":
+            from flashsale.loadtest import bench
+
+            code = bench.main(args)
         elif args.command == "loadtest":
             from flashsale.loadtest import command
 

@@ -54,15 +54,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host-key", help="default: FLASHSALE_HOST_KEYS or the data dir's")
     p.add_argument("--token-secret", help="default: FLASHSALE_TOKEN_SECRET or the data dir's")
     p.add_argument(
-        "--threshold", action="append", default=[], metavar="EXPR",
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="EXPR",
         help="fail unless it holds: p99<10ms, errors<0.1%%, rps>5000, sellout<2s (repeatable)",
-    )  # fmt: skip
+    )
     p.add_argument("--report", metavar="OUT.html", help="write a self-contained HTML report")
     p.add_argument("--json", metavar="OUT.json", help="write the results as JSON (- for stdout)")
     p.add_argument(
-        "--no-engine-audit", action="store_true",
+        "--no-engine-audit",
+        action="store_true",
         help="skip `flashsale audit` (when running away from Redis and the store)",
-    )  # fmt: skip
+    )
     p.add_argument("--quiet", action="store_true", help="no live display")
 
 

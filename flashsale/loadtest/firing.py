@@ -15,7 +15,7 @@ from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from flashsale.loadtest.http import Connection
 
@@ -43,6 +43,18 @@ class Shot(NamedTuple):
 
 # Follow-ups to an answer (a payment after a purchase): (seconds from now, shot).
 Follow = Callable[[Shot, int, bytes], list[tuple[float, Shot]]]
+
+
+class Workload(Protocol):
+    """What a load process fires; picklable, as it is sent to the process."""
+
+    def prepare(self) -> None:
+        """Done before the start: whatever costs more than sending (signing tokens)."""
+
+    def shots(self) -> Iterator[Shot]: ...
+
+    @property
+    def follow(self) -> Follow | None: ...
 
 
 @dataclass(slots=True)
@@ -76,6 +88,7 @@ class Records:
     done: array = field(default_factory=lambda: array("d"))
     latency_us: array = field(default_factory=lambda: array("q"))
     bodies: list[bytes] = field(default_factory=list)
+    cpu_s: float = 0.0  # CPU time the load process spent firing
 
     def __len__(self) -> int:
         return len(self.status)
@@ -84,6 +97,7 @@ class Records:
         for name in ("attempt", "kind", "status", "done", "latency_us"):
             getattr(self, name).extend(getattr(other, name))
         self.bodies.extend(other.bodies)
+        self.cpu_s += other.cpu_s
 
 
 @dataclass
@@ -135,6 +149,7 @@ class Shard:
         if self.job.duration is not None:
             loop.call_later(self.job.duration, self._stop)
         ticker = loop.call_later(TICK_S, self._tick)
+        cpu = time.process_time()
         for conn in list(self._idle):
             self._idle.remove(conn)
             self._feed(conn)
@@ -147,6 +162,7 @@ class Shard:
                 self._waking.cancel()
             for conn in list(self._conns):
                 conn.close()
+        self.records.cpu_s = time.process_time() - cpu
         if self._on_tick is not None:
             self._on_tick(self.progress)
         return self.records

@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
 import uvloop
 
-from flashsale.loadtest.firing import Job, Progress, Records, Shard
-from flashsale.loadtest.traffic import Traffic
+from flashsale.loadtest.firing import Job, Progress, Records, Shard, Workload
 
 START_MARGIN_S = 0.2
 PROGRESS_EVERY_S = 0.25
@@ -31,7 +31,9 @@ class FleetProgress:
     statuses: Counter[int] | None = None
 
 
-def _child(job: Job, traffic: Traffic, pipe: Pipe) -> None:
+def _child(job: Job, traffic: Workload, pipe: Pipe, cpus: set[int] | None) -> None:
+    if cpus:
+        os.sched_setaffinity(0, cpus)
     try:
         uvloop.run(_child_run(job, traffic, pipe))
     except BaseException:
@@ -39,8 +41,8 @@ def _child(job: Job, traffic: Traffic, pipe: Pipe) -> None:
         raise
 
 
-async def _child_run(job: Job, traffic: Traffic, pipe: Pipe) -> None:
-    traffic.mint()
+async def _child_run(job: Job, traffic: Workload, pipe: Pipe) -> None:
+    traffic.prepare()
     last = 0.0
 
     def tick(p: Progress) -> None:
@@ -50,8 +52,7 @@ async def _child_run(job: Job, traffic: Traffic, pipe: Pipe) -> None:
             last = now
             pipe.send(("progress", p.sent, p.answered, dict(p.statuses)))
 
-    follow = traffic.follow if traffic.pay + traffic.pay_late > 0 else None
-    shard = Shard(job, traffic.shots(), on_tick=tick, follow=follow)
+    shard = Shard(job, traffic.shots(), on_tick=tick, follow=traffic.follow)
     await shard.connect()
     pipe.send(("ready",))
     loop = asyncio.get_running_loop()
@@ -64,11 +65,13 @@ async def _child_run(job: Job, traffic: Traffic, pipe: Pipe) -> None:
 
 async def fire(
     job: Job,
-    traffics: list[Traffic],
+    traffics: Sequence[Workload],
     on_progress: Callable[[FleetProgress], None] | None = None,
     on_start: Callable[[float], None] | None = None,
+    cpus: set[int] | None = None,
 ) -> Records:
-    """Runs one process per traffic share; job.connections is split between them."""
+    """Runs one process per traffic share; job.connections is split between them. `cpus`
+    pins the load processes (the bench keeps them off the server's cores)."""
     ctx = multiprocessing.get_context("spawn")
     n = len(traffics)
     pipes: list[Pipe] = []
@@ -76,7 +79,9 @@ async def fire(
     for i, traffic in enumerate(traffics):
         share = job.connections // n + (1 if i < job.connections % n else 0)
         ours, theirs = ctx.Pipe()
-        proc = ctx.Process(target=_child, args=(replace(job, connections=share), traffic, theirs))
+        proc = ctx.Process(
+            target=_child, args=(replace(job, connections=share), traffic, theirs, cpus)
+        )
         proc.start()
         theirs.close()
         pipes.append(ours)

@@ -32,3 +32,9 @@ async def serve(host: str, port: int, reuse_port: bool = False) -> None:
 
 def main(host: str, port: int, reuse_port: bool = False) -> None:
     uvloop.run(serve(host, port, reuse_port))
+
+
+if __name__ == "__main__":
+    import sys
+
+    main("127.0.0.1", int(sys.argv[1]), reuse_port=True)

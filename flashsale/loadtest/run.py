@@ -164,12 +164,17 @@ async def run(
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
         live.attempts, live.remaining = len(plan.attempts), drop["remaining"]
         traffics = [
-            Traffic(host_header, drop["id"], token_secret, share, sc.pay, sc.pay_late, sc.seed + i)
+            Traffic(
+                host_header,
+                drop["id"],
+                token_secret,
+                share,
+                sc.pay if sc.payment_window else 0.0,
+                sc.pay_late if sc.payment_window else 0.0,
+                sc.seed + i,
+            )
             for i, share in enumerate(plan.shards(sc.processes))
         ]
-        if not sc.payment_window:
-            for t in traffics:
-                t.pay = t.pay_late = 0.0
         job = Job(
             host, port, sc.connections, 0.0, sc.arrival == "closed", None, sc.timeout, sc.resends
         )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flashsale.gateway.auth import Auth
-from flashsale.loadtest.firing import PAY, Shot
+from flashsale.loadtest.firing import PAY, Follow, Shot
 from flashsale.loadtest.http import request_bytes
 from flashsale.loadtest.plan import Attempt
 
@@ -30,7 +30,7 @@ class Traffic:
         self._tokens: dict[str, str] = {}
         self._rng = random.Random(self.seed)
 
-    def mint(self) -> None:
+    def prepare(self) -> None:
         """Signs every buyer's token up front: HS256 costs more than sending the request."""
         auth = Auth(self.token_secret, [])
         for a in self.attempts:
@@ -50,7 +50,11 @@ class Traffic:
             body = b'{"quantity":%d}' % a.quantity
             yield Shot(a.offset, a.index, self._post(target, a.buyer, body, a.key), a.repeat)
 
-    def follow(self, shot: Shot, status: int, body: bytes) -> list[tuple[float, Shot]]:
+    @property
+    def follow(self) -> Follow | None:
+        return self._pay_for if self.pay + self.pay_late > 0 else None
+
+    def _pay_for(self, shot: Shot, status: int, body: bytes) -> list[tuple[float, Shot]]:
         """A buyer with a reservation pays in time, pays late, or walks away."""
         if status != 201 or b'"reserved"' not in body:
             return []

@@ -1,0 +1,356 @@
+"""`flashsale bench`: on this machine, in one run, with the same process count and the same
+load generator, (a) a plain aiohttp+uvloop hello-world POST, the ceiling, against (b)
+flashsale's purchase endpoint, with the ratio b/a; then the seed scenario (38,000 units,
+380,000 attempts, limit 2) with its sellout time and audit.
+
+wrk is the generator when it is installed, and then the load tool's own client is measured
+against it on (a) too: the client must not be what limits the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from rich.console import Console
+from rich.table import Table
+
+from flashsale.config import Settings
+from flashsale.gateway.auth import Auth
+from flashsale.loadtest import fleet
+from flashsale.loadtest.firing import Follow, Job, Shot
+from flashsale.loadtest.http import request_bytes
+from flashsale.loadtest.results import Latency
+from flashsale.loadtest.run import Outcome, run
+from flashsale.loadtest.scenario import Scenario
+from flashsale.redis_server import RedisServer, free_port
+
+BENCH_BUYERS = 20_000  # enough that no buyer nears the per-buyer rate limit
+
+
+@dataclass
+class Measured:
+    target: str
+    generator: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float | None = None  # the load tool's CPU per request
+
+
+# ---- workloads for the tool's own client (closed loop, for a fixed time)
+@dataclass
+class Hello:
+    host: str
+
+    def prepare(self) -> None:
+        pass
+
+    def shots(self) -> Iterator[Shot]:
+        req = request_bytes(
+            "POST", "/hello", self.host, {"Content-Type": "application/json"}, b'{"quantity":1}'
+        )
+        return (Shot(0.0, i, req) for i in itertools.count())
+
+    @property
+    def follow(self) -> Follow | None:
+        return None
+
+
+@dataclass
+class Purchases:
+    """Every request a real purchase: a new key, buyers in turn, stock that never ends."""
+
+    host: str
+    drop_id: str
+    tokens: list[str]
+    prefix: str
+
+    def prepare(self) -> None:
+        pass
+
+    def shots(self) -> Iterator[Shot]:
+        target = f"/v1/drops/{self.drop_id}/purchase"
+        n = len(self.tokens)
+        for i in itertools.count():
+            headers = {
+                "Authorization": f"Bearer {self.tokens[i % n]}",
+                "Idempotency-Key": f"{self.prefix}{i}",
+                "Content-Type": "application/json",
+            }
+            yield Shot(0.0, i, request_bytes("POST", target, self.host, headers, b'{"quantity":1}'))
+
+    @property
+    def follow(self) -> Follow | None:
+        return None
+
+
+def _own(
+    port: int,
+    workloads: list[Hello] | list[Purchases],
+    conns: int,
+    dur: float,
+    cpus: set[int] | None = None,
+) -> Measured:
+    job = Job("127.0.0.1", port, conns, 0.0, closed_loop=True, duration=dur, resends=0)
+    records = asyncio.run(fleet.fire(job, workloads, cpus=cpus))
+    ok = sum(1 for s in records.status if 200 <= s < 300)
+    lat = Latency.of(list(records.latency_us))
+    p50, p99 = lat.percentiles[50.0] / 1000, lat.percentiles[99.0] / 1000
+    cpu_us = records.cpu_s / len(records) * 1e6 if len(records) else None
+    return Measured("", "flashsale loadtest client", ok / dur, p50, p99, cpu_us)
+
+
+def _merge(rounds: tuple[Measured, ...]) -> Measured:
+    """Several rounds as one: mean rate, median percentiles."""
+    mid = sorted(rounds, key=lambda m: m.rps)[len(rounds) // 2]
+    cpu = [m.cpu_us for m in rounds if m.cpu_us is not None]
+    return Measured(
+        mid.target,
+        mid.generator,
+        sum(m.rps for m in rounds) / len(rounds),
+        mid.p50_ms,
+        mid.p99_ms,
+        sum(cpu) / len(cpu) if cpu else None,
+    )
+
+
+# ---- wrk
+_WRK_RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")
+_WRK_PCT = re.compile(r"^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$", re.M)
+_UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _wrk(
+    url: str, script: Path, procs: int, conns: int, dur: float, cpus: set[int] | None = None
+) -> Measured:
+    args = ["wrk", f"-t{procs}", f"-c{conns}", f"-d{dur:g}s", "--latency", "-s", str(script), url]
+    if cpus:
+        args = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *args]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    rps = _WRK_RPS.search(out)
+    pct = {p: float(v) * _UNIT_MS[u] for p, v, u in _WRK_PCT.findall(out)}
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if rps is None or non2xx:
+        raise RuntimeError(f"wrk: unexpected answers:\n{out}")
+    return Measured("", "wrk", float(rps.group(1)), pct.get("50", 0.0), pct.get("99", 0.0))
+
+
+def _lua(body: str, headers: dict[str, str], tokens: list[str] | None = None) -> str:
+    head = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
+    if tokens is None:
+        return f"wrk.method = \"POST\"\nwrk.body = '{body}'\n{head}"
+    listed = ",\n".join(f'"{t}"' for t in tokens)
+    return f"""{head}
+local tokens = {{
+{listed}
+}}
+local n = #tokens
+local i = 0
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function request()
+  i = i + 1
+  wrk.headers["Authorization"] = "Bearer " .. tokens[(i % n) + 1]
+  wrk.headers["Idempotency-Key"] = "w" .. tid .. "-" .. i
+  return wrk.format("POST", nil, nil, '{body}')
+end
+"""
+
+
+# ---- processes
+def _wait_port(port: int, proc: subprocess.Popen[bytes], within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {within:g}s")
+
+
+def _start(
+    stack: ExitStack, args: list[str], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    stack.callback(stop)
+    return proc
+
+
+async def _new_drop(url: str, host_key: str, **spec: object) -> str:
+    headers = {"Authorization": f"Bearer {host_key}"}
+    body = {"sku": "bench", "title": "Bench", "price": 1, "currency": "EUR", **spec}
+    async with aiohttp.ClientSession(url, headers=headers) as http:
+        async with http.post("/v1/drops", json=body) as r:
+            drop = await r.json()
+        async with http.post(f"/v1/drops/{drop['id']}/open") as r:
+            r.raise_for_status()
+    return str(drop["id"])
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--processes", type=int, default=1, help="server and client processes each")
+    p.add_argument("--connections", type=int, default=64, help="connections in all")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    p.add_argument("--generator", choices=("auto", "wrk", "own"), default="auto")
+    p.add_argument("--no-seed", action="store_true", help="skip the 380,000-attempt scenario")
+
+
+def main(args: argparse.Namespace) -> int:
+    console = Console()
+    procs, conns, dur = args.processes, args.connections, args.duration
+    wrk = shutil.which("wrk") if args.generator != "own" else None
+    if args.generator == "wrk" and wrk is None:
+        raise ValueError("--generator wrk: wrk is not installed (apt install wrk)")
+    generator = "wrk" if wrk else "flashsale loadtest client"
+    rows: list[Measured] = []
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="flashsale-bench-") as tmp:
+        work = Path(tmp)
+        # (a) the ceiling
+        port = free_port()
+        hello = [
+            _start(stack, [sys.executable, "-m", "flashsale.loadtest.hello", str(port)])
+            for _ in range(procs)
+        ]
+        _wait_port(port, hello[0])
+        console.print(f"(a) hello world: {procs} process(es), {conns} connections, {dur:g}s")
+        script = work / "hello.lua"
+        script.write_text(_lua('{"quantity":1}', {"Content-Type": "application/json"}))
+        hello_url = f"http://127.0.0.1:{port}/hello"
+        workloads = [Hello(f"127.0.0.1:{port}")] * procs
+        a = _wrk(hello_url, script, procs, conns, dur) if wrk else _own(port, workloads, conns, dur)
+        a.target = "(a) aiohttp hello world"
+        rows.append(a)
+        client_ratio = None
+        cores = os.cpu_count() or 1
+        if wrk and cores >= 2 * procs:
+            # The client against wrk, each pinned to cores the server does not use.
+            server_cpus, client_cpus = set(range(procs)), set(range(procs, 2 * procs))
+            for proc in hello:
+                os.sched_setaffinity(proc.pid, server_cpus)
+            # Alternating short rounds, so a noisy neighbour hurts both alike.
+            rounds = [
+                (
+                    _wrk(hello_url, script, procs, conns, dur / 3, client_cpus),
+                    _own(port, workloads, conns, dur / 3, client_cpus),
+                )
+                for _ in range(3)
+            ]
+            pinned_wrk, pinned_own = (_merge(m) for m in zip(*rounds, strict=True))
+            for m in (pinned_wrk, pinned_own):
+                m.target = "(a) pinned, client cores apart"
+            rows += [pinned_wrk, pinned_own]
+            client_ratio = pinned_own.rps / pinned_wrk.rps
+        for proc in hello:
+            proc.terminate()
+
+        # (b) flashsale's purchase endpoint, its Redis and a settlement worker beside it
+        redis = RedisServer(work / "redis").start()
+        stack.callback(redis.stop)
+        secret, host_key = secrets.token_urlsafe(32), "hk_" + secrets.token_urlsafe(24)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")} | {
+            "FLASHSALE_REDIS_URL": redis.url,
+            "FLASHSALE_DATABASE_URL": f"sqlite:///{work / 'orders.db'}",
+            "FLASHSALE_TOKEN_SECRET": secret,
+            "FLASHSALE_HOST_KEYS": host_key,
+            "FLASHSALE_DATA_DIR": str(work / "data"),
+        }
+        port = free_port()
+        cli = [sys.executable, "-m", "flashsale"]
+        gateway = _start(
+            stack,
+            [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(procs)],
+            env,
+        )
+        _start(stack, [*cli, "worker"], env)
+        _wait_port(port, gateway)
+        url = f"http://127.0.0.1:{port}"
+        drop = asyncio.run(_new_drop(url, host_key, stock=10**9, per_buyer_limit=10**6))
+        auth = Auth(secret, [])
+        tokens = [auth.mint(f"bench-{i}", 24 * 3600) for i in range(BENCH_BUYERS)]
+        console.print(f"(b) purchases: {procs} gateway process(es) + 1 settlement worker")
+        if wrk:
+            script = work / "purchase.lua"
+            script.write_text(_lua('{"quantity":1}', {"Content-Type": "application/json"}, tokens))
+            b = _wrk(f"{url}/v1/drops/{drop}/purchase", script, procs, conns, dur)
+        else:
+            shares = [tokens[i::procs] for i in range(procs)]
+            b = _own(
+                port,
+                [Purchases(f"127.0.0.1:{port}", drop, s, f"p{i}-") for i, s in enumerate(shares)],
+                conns,
+                dur,
+            )
+        b.target = "(b) flashsale purchase"
+        rows.append(b)
+        table = Table(title=f"flashsale bench: {procs} server process(es), {conns} connections")
+        for col in ("target", "generator", "req/s", "p50", "p99"):
+            table.add_column(col, justify="left" if col in ("target", "generator") else "right")
+        for m in rows:
+            table.add_row(
+                m.target, m.generator, f"{m.rps:,.0f}", f"{m.p50_ms:.2f} ms", f"{m.p99_ms:.2f} ms"
+            )
+        console.print(table)
+        console.print(f"purchase / hello world ({generator}): [bold]{b.rps / a.rps:.2f}x[/bold]")
+        if client_ratio is not None:
+            console.print(f"load tool's client / wrk on hello world: [bold]{client_ratio:.2f}x[/]")
+        cpu_us = [m.cpu_us for m in rows if m.cpu_us]
+        if cpu_us:
+            console.print(
+                f"the load tool's client spent {min(cpu_us):.1f} us of CPU per request: "
+                f"one core drives up to {1e6 / min(cpu_us):,.0f} req/s"
+            )
+
+        if args.no_seed:
+            return 0
+        console.print("seed scenario: 38,000 units, 380,000 attempts, limit 2, burst")
+        settings = Settings(
+            data_dir=work / "data",
+            redis_url=redis.url,
+            database_url=env["FLASHSALE_DATABASE_URL"],
+            token_secret=secret,
+            host_keys=[host_key],
+        )
+        sc = Scenario(
+            url=url, connections=conns, processes=procs, stock=38_000, attempts=380_000, limit=2
+        )
+        outcome: Outcome = asyncio.run(
+            run(sc, host_key=host_key, token_secret=secret, settings=settings, thresholds=[])
+        )
+        s = outcome.summary
+        sold_out = "not sold out" if s.sellout_s is None else f"sold out in {s.sellout_s:.2f} s"
+        console.print(
+            f"seed scenario: {sold_out}; {s.requests:,} answers in {s.span_s:.1f} s "
+            f"({s.rps:,.0f}/s), p99 {s.latency.percentiles[99.0] / 1000:.0f} ms from t0"
+        )
+        for line in [c.line() for c in outcome.checks] + (outcome.audit_lines or []):
+            console.print(f"  {line}")
+        return 0 if outcome.ok else 1
