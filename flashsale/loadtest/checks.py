@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from flashsale.engine.audit import INVARIANTS
+from flashsale.engine.models import LIVE_ORDER_STATUSES as LIVE
 from flashsale.loadtest.firing import LOST, PAY, TIMEOUT
 from flashsale.loadtest.plan import Attempt
 from flashsale.loadtest.results import Answer
 
-LIVE = frozenset({"confirmed", "reserved", "paid"})
 SHOWN = 5  # examples per failed check
 
 

@@ -19,7 +19,7 @@ from flashsale.loadtest.checks import Check, check
 from flashsale.loadtest.firing import Job
 from flashsale.loadtest.http import split_url
 from flashsale.loadtest.plan import make_plan
-from flashsale.loadtest.results import Summary, decode, summarize
+from flashsale.loadtest.results import Answer, Summary, decode, summarize
 from flashsale.loadtest.scenario import Scenario
 from flashsale.loadtest.thresholds import Threshold
 from flashsale.loadtest.traffic import Traffic
@@ -65,6 +65,7 @@ class Outcome:
     audit_ok: bool
     thresholds: list[tuple[Threshold, float | None, bool]] = field(default_factory=list)
     settled: bool = True
+    answers: list[Answer] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -216,5 +217,15 @@ async def run(
     metrics = summary.metrics()
     judged = [(t, metrics.get(t.metric), t.passes(metrics)) for t in thresholds]
     return Outcome(
-        sc, plan.run, final, started_at, summary, checks, audit_lines, audit_ok, judged, settled
+        sc,
+        plan.run,
+        final,
+        started_at,
+        summary,
+        checks,
+        audit_lines,
+        audit_ok,
+        judged,
+        settled,
+        answers,
     )

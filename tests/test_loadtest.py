@@ -1,0 +1,231 @@
+"""`flashsale loadtest` against a real gateway, worker and store: its counts add up, its
+open-loop latency shows queueing, its audit catches what is wrong, and its exit code, JSON
+and HTML report say so."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from flashsale.engine.models import Order
+from flashsale.loadtest.checks import check
+from flashsale.loadtest.firing import Job, Shard, Shot
+from flashsale.loadtest.http import request_bytes
+from flashsale.loadtest.plan import make_plan
+from flashsale.loadtest.results import Latency
+from flashsale.loadtest.run import Outcome, run
+from flashsale.loadtest.scenario import Scenario, load
+from flashsale.loadtest.thresholds import Threshold
+from flashsale.redis_server import free_port
+from tests.conftest import MakeStack
+from tests.processes import flashsale_env
+from tests.stack import HOST_KEY, SECRET, Stack
+
+
+async def _run(stack: Stack, **fields: object) -> Outcome:
+    sc = Scenario(url=stack.base, settle_wait=30.0, **fields)  # type: ignore[arg-type]
+    return await run(
+        sc, host_key=HOST_KEY, token_secret=SECRET, settings=stack.settings, thresholds=[]
+    )
+
+
+async def test_a_burst_adds_up(make_stack: MakeStack) -> None:
+    stack = await make_stack()
+    o = await _run(
+        stack, stock=300, attempts=3000, limit=2, quantities="1:70,2:30", repeat=0.2,
+        connections=32, processes=2,
+    )  # fmt: skip
+    s, plan = o.summary, make_plan(o.scenario, o.run)
+    repeats = sum(a.repeat for a in plan.attempts)
+    assert [c.line() for c in o.checks if not c.ok] == [] and o.audit_ok and o.settled, o
+    assert s.purchases == 3000 + repeats  # every attempt once, the chosen ones twice
+    assert sum(s.answers.values()) == s.requests == s.purchases  # no payment window
+    assert set(s.answers) <= {"201", "200", "409 sold_out", "409 limit_reached"}
+    assert s.answers["201"] + s.answers["200"] > 0 and s.answers["409 sold_out"] > 0
+    # Oversubscribed ten times: every unit is sold, and the answers account for each one.
+    assert (o.drop["sold"], o.drop["remaining"], o.drop["status"]) == (300, 0, "sold_out")
+    assert s.units_created == 300 and s.sellout_s is not None and s.sellout_s <= s.span_s
+    assert sum(s.throughput) == s.requests and sum(s.created) == 300
+    assert s.latency.count == s.purchases
+    assert s.latency.percentiles[50.0] <= s.latency.percentiles[99.0] <= s.latency.max
+    assert o.ok
+
+
+async def test_payment_window_pays_in_time_late_or_never(make_stack: MakeStack) -> None:
+    stack = await make_stack()
+    o = await _run(
+        stack, stock=60, attempts=60, buyers=60, limit=1, payment_window=1, pay=0.5,
+        pay_late=0.3, connections=8,
+    )  # fmt: skip
+    s = o.summary
+    assert o.ok, [c.line() for c in o.checks] + (o.audit_lines or [])
+    # Buyers are drawn at random, so some tap twice and meet their limit of 1.
+    assert s.answers["201"] + s.answers["409 limit_reached"] == 60
+    assert s.payments == s.answers["pay 200"] + s.answers["pay 409 expired"]
+    assert s.answers["pay 200"] > 5 and s.answers["pay 409 expired"] > 3
+    orders = [o async for o in _orders(stack, o.drop["id"])]
+    assert sum(x.status == "paid" for x in orders) == s.answers["pay 200"]
+    # Late payers and those who walked away gave their units back.
+    assert o.drop["sold"] == s.answers["pay 200"]
+
+
+async def _orders(stack: Stack, drop_id: str):  # type: ignore[no-untyped-def]
+    from flashsale.engine.store.base import iter_orders
+
+    async for order in iter_orders(stack.store, drop_id):
+        yield order
+
+
+async def test_open_loop_latency_counts_the_queue() -> None:
+    """A server that takes 20 ms a request, one connection, 200 attempts a second: closed
+    loop sees about 20 ms; open loop sees each request wait its turn, as buyers would."""
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.02)
+        return web.Response(text="{}")
+
+    app = web.Application()
+    app.router.add_post("/", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    req = request_bytes("POST", "/", f"127.0.0.1:{port}", {}, b"")
+    try:
+
+        async def measure(closed: bool) -> Latency:
+            job = Job("127.0.0.1", port, 1, time.perf_counter() + 0.1, closed_loop=closed)
+            shots = (Shot(i / 200, i, req) for i in range(40))
+            records = await Shard(job, shots).run()
+            assert list(records.status) == [200] * 40
+            return Latency.of(list(records.latency_us))
+
+        closed, opened = await measure(True), await measure(False)
+    finally:
+        await runner.cleanup()
+    assert closed.percentiles[99.0] < 150_000
+    # The 40th request was due at 0.195 s and could start only after 39 x 20 ms.
+    assert opened.max > 500_000
+    assert opened.percentiles[50.0] > 5 * closed.percentiles[50.0]
+
+
+async def test_the_audit_catches_a_violation(make_stack: MakeStack) -> None:
+    stack = await make_stack()
+    o = await _run(stack, stock=50, attempts=400, limit=2, quantities="1:50,2:50", repeat=0.3)
+    assert o.ok
+    plan = make_plan(o.scenario, o.run)
+    orders = [x.public() async for x in _orders(stack, o.drop["id"])]
+    answers = o.answers
+
+    def failed(drop: dict[str, object], listed: list[dict[str, object]], ans=answers) -> set[int]:  # type: ignore[no-untyped-def]
+        return {c.number for c in check(plan.attempts, ans, drop, listed) if not c.ok}
+
+    assert failed(o.drop, orders) == set()
+    assert failed(o.drop, orders[1:]) >= {2, 3}  # an answered order went missing
+    ghost = orders[0] | {"id": f"{o.drop['id']}-ghostghostghost0"}
+    assert failed(o.drop, [*orders, ghost]) >= {4}  # an order no one was answered
+    greedy = copy.deepcopy(orders)
+    greedy[0]["quantity"] = 3
+    assert 5 in failed(o.drop | {"sold": o.drop["sold"] + 3}, greedy)
+    assert 1 in failed(o.drop | {"stock": o.drop["sold"] - 1}, orders)
+    twice = [*answers, answers[next(i for i, a in enumerate(answers) if a.status == 201)]]
+    assert 6 in failed(o.drop, orders, twice)  # a retry answered 201 a second time
+
+    # And through the whole tool: an order slipped into the store, never decided.
+    phantom = Order(
+        id=f"{o.drop['id']}-phantomphantom00", drop_id=o.drop["id"], seq=10**6, buyer="ghost",
+        quantity=1, amount=100, currency="EUR", status="confirmed", created_at=0,
+    )  # fmt: skip
+    await stack.store.apply([phantom])
+    again = await _run(stack, drop=o.drop["id"], attempts=20)
+    assert not again.ok and not again.audit_ok
+    assert not next(c for c in again.checks if c.number == 2).ok  # sold != listed live units
+
+
+@pytest.fixture
+def cli_env(make_stack: MakeStack, redis_url: str, sqlite_url: str) -> dict[str, str]:
+    return flashsale_env(
+        redis_url, sqlite_url, FLASHSALE_TOKEN_SECRET=SECRET, FLASHSALE_HOST_KEYS=HOST_KEY
+    )
+
+
+async def _cli(env: dict[str, str], *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "flashsale", "loadtest", "--quiet", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_cli_thresholds_json_and_report(
+    make_stack: MakeStack, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    stack = await make_stack()
+    scenario = tmp_path / "drop.toml"
+    scenario.write_text('stock = 100\nattempts = 800\nquantities = "1:80,2:20"\n')
+    common = ["--url", stack.base, "--scenario", str(scenario), "--connections", "16"]
+    report, out_json = tmp_path / "run.html", tmp_path / "run.json"
+    code, out = await _cli(
+        cli_env, *common, "--threshold", "errors<0.1%", "--threshold", "p99<60s",
+        "--json", str(out_json), "--report", str(report),
+    )  # fmt: skip
+    assert code == 0, out
+    data = json.loads(out_json.read_text())
+    assert data["ok"] and data["drop"]["sold"] == 100 and data["scenario"]["stock"] == 100
+    assert sum(data["answers"].values()) == data["requests"] >= 800
+    assert [t["ok"] for t in data["thresholds"]] == [True, True]
+    assert data["audit"]["ok"] and all(c["ok"] for c in data["checks"])
+    page = report.read_text()
+    assert 'id="throughput"' in page and 'id="latency"' in page
+    assert "remaining stock" in page and "answers/s" in page and "Latency by percentile" in page
+    assert "<script src=" not in page.replace('<script src="data:', "")  # self-contained
+    assert "plotly" in page.lower()
+
+    code, out = await _cli(cli_env, *common, "--threshold", "p50<1us")
+    assert code == 1 and "MISSED" in out, out
+    code, out = await _cli(cli_env, *common, "--threshold", "p99 is small")
+    assert code == 2 and "threshold" in out, out
+
+
+def test_thresholds_parse_and_judge() -> None:
+    metrics = {"p99": 12.0, "p50": 3.0, "errors": 0.0005, "rps": 4000.0, "sellout": 1.4}
+    judged = {
+        t: Threshold.parse(t).passes(metrics)
+        for t in ("p99<10ms", "p99<0.02s", "p50<=3ms", "errors<0.1%", "errors<0.0001",
+                  "rps>5000", "rps>=4000", "sellout<1.5s", "sellout<1000ms", "p99.9<1s")
+    }  # fmt: skip
+    assert judged == {
+        "p99<10ms": False, "p99<0.02s": True, "p50<=3ms": True, "errors<0.1%": True,
+        "errors<0.0001": False, "rps>5000": False, "rps>=4000": True, "sellout<1.5s": True,
+        "sellout<1000ms": False, "p99.9<1s": False,  # not measured: never passes
+    }  # fmt: skip
+    for bad in ("p99<10%", "errors<5ms", "latency<1s", "rps>10ms"):
+        with pytest.raises(ValueError):
+            Threshold.parse(bad)
+
+
+def test_scenario_file_and_flags(tmp_path: Path) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text('stock = 38000\nattempts = 380000\nlimit = 2\narrival = "ramp"\nduration = "5s"\n')
+    sc = load(f, {"limit": 3, "stock": None})
+    assert (sc.stock, sc.total_attempts, sc.limit, sc.duration) == (38000, 380000, 3, 5.0)
+    assert sc.offset(0, 100) == 0 and sc.offset(100, 100) == 5.0
+    assert sc.offset(25, 100) == 2.5  # the rate climbs: a quarter of them in half the time
+    f.write_text("stok = 5\n")
+    with pytest.raises(ValueError, match="stok"):
+        load(f, {})
+    with pytest.raises(ValueError, match="rate"):
+        load(None, {"arrival": "rate"})
+    plan = make_plan(Scenario(attempts=1000, quantities="1:3,2:1", seed=3), "r")
+    assert plan == make_plan(Scenario(attempts=1000, quantities="1:3,2:1", seed=3), "r")
+    assert 150 < sum(a.quantity == 2 for a in plan.attempts) < 350
+    assert sorted(a.index for share in plan.shards(3) for a in share) == list(range(1000))
