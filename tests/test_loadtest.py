@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from flashsale.engine.models import Order
 from flashsale.loadtest.checks import check
-from flashsale.loadtest.firing import Job, Shard, Shot
+from flashsale.loadtest.firing import FIRST, LOST, RESEND, Job, Shard, Shot
 from flashsale.loadtest.http import request_bytes
 from flashsale.loadtest.plan import make_plan
 from flashsale.loadtest.results import Latency
@@ -114,6 +115,14 @@ async def test_open_loop_latency_counts_the_queue() -> None:
     # The 40th request was due at 0.195 s and could start only after 39 x 20 ms.
     assert opened.max > 500_000
     assert opened.percentiles[50.0] > 5 * closed.percentiles[50.0]
+
+
+async def test_a_server_that_refuses_fails_each_request_and_the_run_ends() -> None:
+    job = Job("127.0.0.1", free_port(), 4, time.perf_counter() + 0.05, resends=1)
+    shots = (Shot(0.0, i, b"never sent") for i in range(50))
+    records = await asyncio.wait_for(Shard(job, shots).run(), 20)
+    assert set(records.status) == {LOST}
+    assert sorted(records.kind) == [FIRST] * 50 + [RESEND] * 50  # each resent once, same key
 
 
 async def test_the_audit_catches_a_violation(make_stack: MakeStack) -> None:
@@ -229,3 +238,21 @@ def test_scenario_file_and_flags(tmp_path: Path) -> None:
     assert plan == make_plan(Scenario(attempts=1000, quantities="1:3,2:1", seed=3), "r")
     assert 150 < sum(a.quantity == 2 for a in plan.attempts) < 350
     assert sorted(a.index for share in plan.shards(3) for a in share) == list(range(1000))
+
+
+async def test_bench_prints_both_rates_and_their_ratio(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "flashsale", "bench", "--generator", "own", "--duration", "1",
+        "--no-seed", "--connections", "8", cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    text = out.decode()
+    assert proc.returncode == 0, text
+    rates = {
+        target: float(rate.replace(",", ""))
+        for target, rate in re.findall(r"│ \((a|b)\)[^│]*│[^│]*│\s*([0-9,]+) │", text)
+    }
+    assert rates["a"] > 0 and rates["b"] > 0, text
+    ratio = float(re.search(r"purchase / hello world \([^)]*\): ([0-9.]+)x", text)[1])  # type: ignore[index]
+    assert abs(ratio - rates["b"] / rates["a"]) < 0.02, text

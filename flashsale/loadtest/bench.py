@@ -139,7 +139,16 @@ _UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 def _wrk(
     url: str, script: Path, procs: int, conns: int, dur: float, cpus: set[int] | None = None
 ) -> Measured:
-    args = ["wrk", f"-t{procs}", f"-c{conns}", f"-d{dur:g}s", "--latency", "-s", str(script), url]
+    args = [
+        "wrk",
+        f"-t{procs}",
+        f"-c{conns}",
+        f"-d{max(1, round(dur))}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
     if cpus:
         args = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *args]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
@@ -257,10 +266,11 @@ def main(args: argparse.Namespace) -> int:
             for proc in hello:
                 os.sched_setaffinity(proc.pid, server_cpus)
             # Alternating short rounds, so a noisy neighbour hurts both alike.
+            third = max(1, round(dur / 3))  # wrk takes whole seconds
             rounds = [
                 (
-                    _wrk(hello_url, script, procs, conns, dur / 3, client_cpus),
-                    _own(port, workloads, conns, dur / 3, client_cpus),
+                    _wrk(hello_url, script, procs, conns, third, client_cpus),
+                    _own(port, workloads, conns, third, client_cpus),
                 )
                 for _ in range(3)
             ]
@@ -349,7 +359,7 @@ def main(args: argparse.Namespace) -> int:
         sold_out = "not sold out" if s.sellout_s is None else f"sold out in {s.sellout_s:.2f} s"
         console.print(
             f"seed scenario: {sold_out}; {s.requests:,} answers in {s.span_s:.1f} s "
-            f"({s.rps:,.0f}/s), p99 {s.latency.percentiles[99.0] / 1000:.0f} ms from t0"
+            f"({s.rps:,.0f}/s), p99 {s.latency.percentiles[99.0] / 1e6:.1f} s from t0"
         )
         for line in [c.line() for c in outcome.checks] + (outcome.audit_lines or []):
             console.print(f"  {line}")

@@ -23,6 +23,7 @@ LOST = 0  # the connection closed (or would not open) before an answer
 TIMEOUT = 1  # no answer within the timeout; the connection was closed
 RETRY_STATUSES = frozenset({LOST, TIMEOUT, 429, 503})
 TICK_S = 0.05
+RECONNECT_S = 0.1
 
 
 # kinds of request, as recorded: a purchase's first send, its deliberate repeat (a buyer
@@ -176,7 +177,7 @@ class Shard:
         try:
             await self._loop.create_connection(lambda: conn, self.job.host, self.job.port)
         except OSError:
-            self._loop.call_later(0.1, self._fail_one_and_reconnect)
+            self._loop.call_later(RECONNECT_S, self._refused)
             return
         self._conns.add(conn)
         self._idle.append(conn)
@@ -190,13 +191,13 @@ class Shard:
         if self._idle and time.perf_counter() >= self.job.t0:
             self._feed(self._idle.pop())
 
-    def _fail_one_and_reconnect(self) -> None:
-        """The server refuses connections: the next due request fails as a buyer's would,
-        so the run still ends, and the failure shows in the answers."""
+    def _refused(self) -> None:
+        """The server refuses connections: what is due now fails as a buyer's tap would (and
+        is resent, with its key, as a buyer's app would), so the run goes on and ends, and
+        the failures show in the answers."""
         now = time.perf_counter()
-        flight = self._take(now) if now >= self.job.t0 else None
-        if flight is not None:
-            flight.sent = time.perf_counter()
+        while now >= self.job.t0 and (flight := self._take(now)) is not None:
+            flight.sent = now
             self._record(flight, LOST, b"")
         self._check_done()
         if self._done is not None and not self._done.done():

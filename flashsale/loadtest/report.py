@@ -14,7 +14,7 @@ from flashsale.loadtest.run import Live, Outcome
 
 
 def _ms(us: float) -> str:
-    return f"{us / 1000:.2f} ms"
+    return f"{us / 1000:.2f} ms" if us < 1_000_000 else f"{us / 1_000_000:.2f} s"
 
 
 def live_view(live: Live) -> RenderableType:
