@@ -27,6 +27,10 @@ class Plan:
     run: str  # names this run's buyers and keys apart from any other run's
     attempts: list[Attempt]
 
+    def ours(self, buyer: str) -> bool:
+        """Whether a buyer is one of this run's (a drop fired at may have had others)."""
+        return buyer.startswith(f"lt-{self.run}-")
+
     def shards(self, processes: int) -> list[list[Attempt]]:
         out: list[list[Attempt]] = [[] for _ in range(processes)]
         for a in self.attempts:

@@ -197,14 +197,7 @@ async def run(
         settled = await _settled(api, drop["id"], ids, sc.settle_wait)
         final = await api.call("GET", f"/v1/drops/{drop['id']}")
         orders = await api.orders(drop["id"])
-    prefix = f"lt-{plan.run}-"
-    checks = check(
-        plan.attempts,
-        answers,
-        final,
-        orders,
-        (lambda b: b.startswith(prefix)) if sc.drop else (lambda b: True),
-    )
+    checks = check(plan.attempts, answers, final, orders, plan.ours if sc.drop else lambda b: True)
     audit_lines: list[str] | None = None
     audit_ok = True
     if settings is not None:
