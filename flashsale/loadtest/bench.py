@@ -33,7 +33,7 @@ from rich.table import Table
 from flashsale.config import Settings
 from flashsale.gateway.auth import Auth
 from flashsale.loadtest import fleet
-from flashsale.loadtest.firing import Follow, Job, Shot
+from flashsale.loadtest.firing import Job, Shot, Workload
 from flashsale.loadtest.http import request_bytes
 from flashsale.loadtest.results import Latency
 from flashsale.loadtest.run import Outcome, run
@@ -55,11 +55,8 @@ class Measured:
 
 # ---- workloads for the tool's own client (closed loop, for a fixed time)
 @dataclass
-class Hello:
+class Hello(Workload):
     host: str
-
-    def prepare(self) -> None:
-        pass
 
     def shots(self) -> Iterator[Shot]:
         req = request_bytes(
@@ -67,22 +64,15 @@ class Hello:
         )
         return (Shot(0.0, i, req) for i in itertools.count())
 
-    @property
-    def follow(self) -> Follow | None:
-        return None
-
 
 @dataclass
-class Purchases:
+class Purchases(Workload):
     """Every request a real purchase: a new key, buyers in turn, stock that never ends."""
 
     host: str
     drop_id: str
     tokens: list[str]
     prefix: str
-
-    def prepare(self) -> None:
-        pass
 
     def shots(self) -> Iterator[Shot]:
         target = f"/v1/drops/{self.drop_id}/purchase"
@@ -94,10 +84,6 @@ class Purchases:
                 "Content-Type": "application/json",
             }
             yield Shot(0.0, i, request_bytes("POST", target, self.host, headers, b'{"quantity":1}'))
-
-    @property
-    def follow(self) -> Follow | None:
-        return None
 
 
 def _own(

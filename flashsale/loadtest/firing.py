@@ -13,7 +13,7 @@ import asyncio
 import time
 from array import array
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -47,15 +47,18 @@ Follow = Callable[[Shot, int, bytes], list[tuple[float, Shot]]]
 
 
 class Workload(Protocol):
-    """What a load process fires; picklable, as it is sent to the process."""
+    """What a load process fires; picklable, as it is sent to the process. Subclass it to
+    take the defaults: nothing to prepare, no follow-ups."""
 
     def prepare(self) -> None:
         """Done before the start: whatever costs more than sending (signing tokens)."""
+        return None
 
     def shots(self) -> Iterator[Shot]: ...
 
     @property
-    def follow(self) -> Follow | None: ...
+    def follow(self) -> Follow | None:
+        return None
 
 
 @dataclass(slots=True)
@@ -107,6 +110,15 @@ class Progress:
     answered: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
 
+    @classmethod
+    def total(cls, parts: Iterable[Progress]) -> Progress:
+        out = cls()
+        for p in parts:
+            out.sent += p.sent
+            out.answered += p.answered
+            out.statuses.update(p.statuses)
+        return out
+
 
 class Shard:
     def __init__(
@@ -151,8 +163,8 @@ class Shard:
             loop.call_later(self.job.duration, self._stop)
         ticker = loop.call_later(TICK_S, self._tick)
         cpu = time.process_time()
-        for conn in list(self._idle):
-            self._idle.remove(conn)
+        idle, self._idle = self._idle, []
+        for conn in idle:
             self._feed(conn)
         self._check_done()
         try:
@@ -164,8 +176,6 @@ class Shard:
             for conn in list(self._conns):
                 conn.close()
         self.records.cpu_s = time.process_time() - cpu
-        if self._on_tick is not None:
-            self._on_tick(self.progress)
         return self.records
 
     async def run(self) -> Records:

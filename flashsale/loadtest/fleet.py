@@ -9,10 +9,9 @@ import multiprocessing
 import os
 import time
 import traceback
-from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
@@ -22,13 +21,6 @@ from flashsale.loadtest.firing import Job, Progress, Records, Shard, Workload
 
 START_MARGIN_S = 0.2
 PROGRESS_EVERY_S = 0.25
-
-
-@dataclass
-class FleetProgress:
-    sent: int = 0
-    answered: int = 0
-    statuses: Counter[int] | None = None
 
 
 def _child(job: Job, traffic: Workload, pipe: Pipe, cpus: set[int] | None) -> None:
@@ -50,7 +42,7 @@ async def _child_run(job: Job, traffic: Workload, pipe: Pipe) -> None:
         now = time.perf_counter()
         if now - last >= PROGRESS_EVERY_S:
             last = now
-            pipe.send(("progress", p.sent, p.answered, dict(p.statuses)))
+            pipe.send(("progress", p))
 
     shard = Shard(job, traffic.shots(), on_tick=tick, follow=traffic.follow)
     await shard.connect()
@@ -58,15 +50,14 @@ async def _child_run(job: Job, traffic: Workload, pipe: Pipe) -> None:
     loop = asyncio.get_running_loop()
     shard.job.t0 = await loop.run_in_executor(None, pipe.recv)
     records = await shard.fire()
-    p = shard.progress
-    pipe.send(("progress", p.sent, p.answered, dict(p.statuses)))
+    pipe.send(("progress", shard.progress))  # the last word, whatever the throttle said
     pipe.send(("done", records))
 
 
 async def fire(
     job: Job,
     traffics: Sequence[Workload],
-    on_progress: Callable[[FleetProgress], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
     on_start: Callable[[float], None] | None = None,
     cpus: set[int] | None = None,
 ) -> Records:
@@ -106,7 +97,7 @@ async def fire(
 
     reading = [asyncio.create_task(read(i)) for i in range(n)]
 
-    progress: list[tuple[int, int, dict[int, int]]] = [(0, 0, {}) for _ in pipes]
+    progress = [Progress() for _ in pipes]
     results: dict[int, Records] = {}
     ready = 0
     try:
@@ -123,16 +114,9 @@ async def fire(
                     if on_start is not None:
                         on_start(t0)
             elif msg[0] == "progress":
-                progress[i] = (msg[1], msg[2], msg[3])
+                progress[i] = msg[1]
                 if on_progress is not None:
-                    total: Counter[int] = Counter()
-                    for _, _, statuses in progress:
-                        total.update(statuses)
-                    on_progress(
-                        FleetProgress(
-                            sum(p[0] for p in progress), sum(p[1] for p in progress), total
-                        )
-                    )
+                    on_progress(Progress.total(progress))
             elif msg[0] == "done":
                 results[i] = msg[1]
     finally:

@@ -22,7 +22,7 @@ class Connection(asyncio.Protocol):
     """One socket. Its owner writes a request, and hears back through `on_answer` (status and
     body) or `on_lost` (the socket closed with or without a request in flight)."""
 
-    __slots__ = ("_body", "_on_answer", "_on_lost", "_parser", "busy", "transport")
+    __slots__ = ("_body", "_on_answer", "_on_lost", "_parser", "transport")
 
     def __init__(self, on_answer: OnAnswer, on_lost: OnLost) -> None:
         self._on_answer = on_answer
@@ -30,14 +30,12 @@ class Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._body: list[bytes] = []
         self.transport: asyncio.Transport | None = None
-        self.busy = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def send(self, request: bytes) -> None:
         assert self.transport is not None
-        self.busy = True
         self.transport.write(request)
 
     def data_received(self, data: bytes) -> None:
@@ -51,9 +49,8 @@ class Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
+        body = b"".join(self._body)
         self._body = []
-        self.busy = False
         status = self._parser.get_status_code()
         if not self._parser.should_keep_alive():
             self.close()  # first, so the owner sends nothing more on this socket

@@ -9,7 +9,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from flashsale.loadtest.results import EXPECTED, PERCENTILES
+from flashsale.loadtest.results import PERCENTILES, expected
 from flashsale.loadtest.run import Live, Outcome
 
 
@@ -67,8 +67,7 @@ def tables(o: Outcome) -> RenderableType:
     ans.add_column("answer")
     ans.add_column("count", justify="right")
     for label, n in sorted(s.answers.items(), key=lambda kv: -kv[1]):
-        style = None if label.removeprefix("pay ") in EXPECTED else "red"
-        ans.add_row(Text(label, style=style or ""), f"{n:,}")
+        ans.add_row(Text(label, style="" if expected(label) else "red"), f"{n:,}")
 
     audit = Table(title="audit", show_header=False)
     audit.add_column()

@@ -18,6 +18,11 @@ PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 EXPECTED = frozenset({"201", "200", "409 sold_out", "409 limit_reached", "409 expired"})
 
 
+def expected(label: str) -> bool:
+    """Whether an answer label (payments' prefixed "pay ") is a drop working as intended."""
+    return label.removeprefix("pay ") in EXPECTED
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     attempt: int
@@ -159,7 +164,7 @@ def summarize(records: Records, answers: list[Answer], stock: int | None) -> Sum
         if stock is not None and sellout is None and sold >= stock:
             sellout = a.done
     labels = Counter(a.label if a.kind != PAY else f"pay {a.label}" for a in answers)
-    errors = sum(n for label, n in labels.items() if label.removeprefix("pay ") not in EXPECTED)
+    errors = sum(n for label, n in labels.items() if not expected(label))
     latency = [records.latency_us[i] for i in range(len(records)) if records.kind[i] != PAY]
     return Summary(
         requests=len(answers),

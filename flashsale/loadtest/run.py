@@ -16,7 +16,7 @@ from flashsale import services
 from flashsale.config import Settings
 from flashsale.loadtest import fleet
 from flashsale.loadtest.checks import Check, check
-from flashsale.loadtest.firing import Job
+from flashsale.loadtest.firing import Job, Progress
 from flashsale.loadtest.http import split_url
 from flashsale.loadtest.plan import make_plan
 from flashsale.loadtest.results import Answer, Summary, decode, summarize
@@ -44,7 +44,7 @@ class Live:
     rate: float = 0.0
     _last: tuple[float, int] = (0.0, 0)
 
-    def progress(self, p: fleet.FleetProgress) -> None:
+    def progress(self, p: Progress) -> None:
         now = time.perf_counter()
         if now - self._last[0] >= 0.5:
             if self._last[0]:

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flashsale.gateway.auth import Auth
-from flashsale.loadtest.firing import PAY, Follow, Shot
+from flashsale.loadtest.firing import PAY, Follow, Shot, Workload
 from flashsale.loadtest.http import request_bytes
 from flashsale.loadtest.plan import Attempt
 
 
 @dataclass
-class Traffic:
+class Traffic(Workload):
     host: str  # the Host header
     drop_id: str
     token_secret: str
