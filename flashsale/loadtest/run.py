@@ -130,15 +130,28 @@ async def _watch(api: Api, drop_id: str, live: Live, series: list[tuple[float, i
         await asyncio.sleep(POLL_S)
 
 
-async def _settled(api: Api, drop_id: str, ids: set[str], within: float) -> bool:
-    """Waits until the API lists every order that was answered: they are in the store."""
+async def _settled(
+    api: Api, drop_id: str, ids: set[str], within: float
+) -> tuple[bool, dict[str, Any], list[dict[str, Any]]]:
+    """Waits until the store has caught up, and returns the drop and its orders read as one
+    picture: every answered order is listed, the drop did not change while its orders were
+    read, and no listed hold is past its end (Redis released it, the store not yet).
+    Otherwise a hold expiring mid-read would look like broken accounting."""
     deadline = time.monotonic() + within
     while True:
-        listed = {o["id"] for o in await api.orders(drop_id)}
-        if ids <= listed:
-            return True
+        drop = await api.call("GET", f"/v1/drops/{drop_id}")
+        orders = await api.orders(drop_id)
+        again = await api.call("GET", f"/v1/drops/{drop_id}")
+        now = datetime.now(UTC)
+        overdue = any(
+            o["status"] == "reserved" and datetime.fromisoformat(o["expires_at"]) < now
+            for o in orders
+        )
+        listed = {o["id"] for o in orders}
+        if ids <= listed and drop == again and not overdue:
+            return True, again, orders
         if time.monotonic() >= deadline:
-            return False
+            return False, again, orders
         await asyncio.sleep(0.25)
 
 
@@ -194,9 +207,7 @@ async def run(
         summary.stock = series
 
         ids = {o["id"] for a in answers if (o := a.order) is not None}
-        settled = await _settled(api, drop["id"], ids, sc.settle_wait)
-        final = await api.call("GET", f"/v1/drops/{drop['id']}")
-        orders = await api.orders(drop["id"])
+        settled, final, orders = await _settled(api, drop["id"], ids, sc.settle_wait)
     checks = check(plan.attempts, answers, final, orders, plan.ours if sc.drop else lambda b: True)
     audit_lines: list[str] | None = None
     audit_ok = True
