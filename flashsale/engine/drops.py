@@ -11,17 +11,22 @@ from flashsale.engine.models import Drop
 from flashsale.engine.redis import RedisClient, text
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.specs import DropSpec
+from flashsale.engine.status_feed import StatusFeed
 
 
 class Drops:
-    def __init__(self, redis: RedisClient, scripts: Scripts) -> None:
+    def __init__(self, redis: RedisClient, scripts: Scripts, feed: StatusFeed | None = None) -> None:
         self._redis = redis
         self._scripts = scripts
+        self._feed = feed
 
     async def _op(self, drop_id: str, *args: object) -> Drop | None:
         if not is_drop_id(drop_id):
             return None
         flat = await Scripts.call(self._scripts.drop, drop_id, *args)
+        if self._feed is not None and args[0] != "view":
+            # This process sees its own change at once; the others hear it published.
+            self._feed.forget(drop_id)
         return Drop.from_hash(flat) if flat else None
 
     async def create(self, spec: DropSpec) -> Drop:

@@ -7,21 +7,24 @@ from flashsale.engine.orders import Orders
 from flashsale.engine.purchase import Purchaser
 from flashsale.engine.redis import RedisClient, connect
 from flashsale.engine.scripts import Scripts
+from flashsale.engine.status_feed import StatusFeed
 from flashsale.engine.sweeper import Sweeper
 
 
 class Engine:
-    def __init__(self, redis: RedisClient) -> None:
+    def __init__(self, redis: RedisClient, url: str) -> None:
         self.redis = redis
+        self.url = url
         self.scripts = Scripts(redis)
-        self.drops = Drops(redis, self.scripts)
-        self.purchaser = Purchaser(redis, self.scripts)
+        self.feed = StatusFeed(redis)
+        self.drops = Drops(redis, self.scripts, self.feed)
+        self.purchaser = Purchaser(redis, self.scripts, self.feed)
         self.orders = Orders(redis, self.scripts)
         self.sweeper = Sweeper(self.drops, self.scripts)
 
     @classmethod
     def from_url(cls, url: str) -> Engine:
-        return cls(connect(url))
+        return cls(connect(url), url)
 
     async def ping(self) -> None:
         await self.redis.ping()

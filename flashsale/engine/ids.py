@@ -23,8 +23,10 @@ def new_drop_id() -> str:
     return _token(8)[:12]
 
 
-def new_order_id(drop_id: str) -> str:
-    return f"{drop_id}-{_token(10)}"
+def new_order_ids(drop_id: str, n: int) -> list[str]:
+    """n order ids at once (one read of the random source): a batch of purchases' ids."""
+    chars = _token(10 * n)
+    return [f"{drop_id}-{chars[i : i + 16]}" for i in range(0, 16 * n, 16)]
 
 
 def is_drop_id(value: str) -> bool:

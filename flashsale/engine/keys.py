@@ -12,6 +12,8 @@ from typing import NamedTuple
 PREFIX = "fs"
 GROUP = "settle"  # the settlement workers' consumer group on every drop stream
 DROP_INDEX = f"{PREFIX}:drops"  # zset: drop id scored by creation time (ms)
+# pub/sub: "<drop id> <status>" on every change of a drop's status (lib.lua set_status)
+STATUS_CHANNEL = f"{PREFIX}:status"
 
 
 def room_index(room: str) -> str:

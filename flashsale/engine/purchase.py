@@ -1,10 +1,20 @@
 """The purchase path: one call of purchase.lua decides limit, stock and the order event.
 
-A lost answer is the one hard case. The request's order id is chosen here, before Redis is
+Batching. The purchases of one drop that arrive in one event-loop tick share one script
+call, so a burst costs a round trip per tick rather than per tap: each request queues here,
+and the flush that runs at the end of the tick sends every drop's queue as one batch (at most
+`max_batch` purchases each). The script is atomic, so a batch is decided whole or not at all:
+a failed batch answers all of its requests 503 and made no order. Each batch runs as a task
+of its own, so a batch stuck in a recheck never holds up the next one.
+
+A lost answer is the one hard case. Each request's order id is chosen here, before Redis is
 asked, and the script is idempotent by that id; so when the connection breaks after the
-script was sent, the decision is run again with the same id (recheck) until Redis answers,
-and the buyer is told what was really decided. Only when Redis cannot be reached at all does
-the buyer get 503, and a recheck that refuses voids the id for good (see purchase.lua).
+script was sent, the batch is run again with the same ids (recheck) until Redis answers, and
+each buyer is told what was really decided. Only when Redis cannot be reached at all do they
+get 503, and a recheck that refuses voids the id for good (see purchase.lua).
+
+Before all that, a drop every gateway knows to be sold out or closed is refused at once,
+without Redis (status_feed.py).
 """
 
 from __future__ import annotations
@@ -12,13 +22,20 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+import msgspec
+
 from flashsale.engine.errors import AMBIGUOUS, RedisError, Unavailable
-from flashsale.engine.ids import is_drop_id, new_order_id
+from flashsale.engine.ids import is_drop_id, new_order_ids
 from flashsale.engine.models import Order, decode_order
 from flashsale.engine.redis import RedisClient
 from flashsale.engine.scripts import Scripts
+from flashsale.engine.status_feed import StatusFeed
 
 RECHECK_DELAYS = (0.05, 0.2, 0.5, 1.0)
+MAX_BATCH = 256  # purchases per script call: Redis runs nothing else while a script runs
+
+Request = tuple[str, str, int, str]  # order id, buyer, quantity, idempotency key ("" = none)
+_pack = msgspec.msgpack.Encoder().encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,38 +48,103 @@ class Decision:
     order: Order | None = None
 
 
+NOT_FOUND = Decision("not_found")
+REFUSED = {outcome: Decision(outcome) for outcome in ("sold_out", "not_live")}
+
+
+Waiting = tuple[str, int, str, "asyncio.Future[Decision]"]  # buyer, quantity, key, answer
+
+
 class Purchaser:
-    def __init__(self, redis: RedisClient, scripts: Scripts) -> None:
+    def __init__(
+        self, redis: RedisClient, scripts: Scripts, feed: StatusFeed | None = None
+    ) -> None:
         self._redis = redis
         self._scripts = scripts
+        self.feed = feed
+        self.max_batch = MAX_BATCH
+        self._queues: dict[str, list[Waiting]] = {}
+        self._flush_due = False
+        self._batches: set[asyncio.Task[None]] = set()
 
-    async def purchase(
+    def purchase(
         self, drop_id: str, buyer: str, quantity: int, idempotency_key: str | None = None
-    ) -> Decision:
+    ) -> asyncio.Future[Decision]:
+        """Queues one purchase for this tick's batch; the future holds the decision."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Decision] = loop.create_future()
         if not is_drop_id(drop_id):
-            return Decision("not_found")
-        order_id = new_order_id(drop_id)
-        request = (order_id, buyer, quantity, idempotency_key or "")
+            answer.set_result(NOT_FOUND)
+            return answer
+        if self.feed is not None:
+            refused = self.feed.refusal(drop_id, buyer, idempotency_key)
+            if refused is not None:
+                answer.set_result(REFUSED[refused])
+                return answer
+        queue = self._queues.get(drop_id)
+        if queue is None:
+            queue = self._queues[drop_id] = []
+        queue.append((buyer, quantity, idempotency_key or "", answer))
+        if len(queue) >= self.max_batch:
+            del self._queues[drop_id]
+            self._send(drop_id, queue)
+        elif not self._flush_due:
+            self._flush_due = True
+            loop.call_soon(self._flush)
+        return answer
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        queues, self._queues = self._queues, {}
+        for drop_id, queue in queues.items():
+            self._send(drop_id, queue)
+
+    def _send(self, drop_id: str, queue: list[Waiting]) -> None:
+        task = asyncio.get_running_loop().create_task(self._run_batch(drop_id, queue))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
+
+    async def _run_batch(self, drop_id: str, queue: list[Waiting]) -> None:
+        ids = new_order_ids(drop_id, len(queue))
+        requests = [(oid, b, q, k) for oid, (b, q, k, _) in zip(ids, queue, strict=True)]
         try:
-            return (await self._decide(drop_id, 0, [request]))[0]
+            decisions = await self.decide(drop_id, requests)
+        except (RedisError, Unavailable) as e:
+            for *_, answer in queue:
+                if not answer.done():
+                    answer.set_exception(Unavailable(str(e)))
+            return
+        except asyncio.CancelledError:
+            for *_, answer in queue:
+                answer.cancel()
+            raise
+        except Exception as e:  # a bug: each request gets it, none hangs
+            for *_, answer in queue:
+                if not answer.done():
+                    answer.set_exception(e)
+            raise
+        for (*_, answer), decision in zip(queue, decisions, strict=True):
+            if not answer.done():  # a request cancelled meanwhile: its order stands
+                answer.set_result(decision)
+
+    async def decide(self, drop_id: str, requests: list[Request]) -> list[Decision]:
+        """Decides one batch, finding out what Redis did if the answer is lost."""
+        try:
+            return await self._decide(drop_id, 0, requests)
         except AMBIGUOUS:
-            pass  # sent or not, nobody knows: ask again under the same id
+            pass  # sent or not, nobody knows: ask again under the same ids
         for delay in RECHECK_DELAYS:
             await asyncio.sleep(delay)
             try:
-                return (await self._decide(drop_id, 1, [request]))[0]
+                return await self._decide(drop_id, 1, requests)
             except RedisError:
                 continue
         raise Unavailable("Redis did not answer")
 
-    async def _decide(
-        self, drop_id: str, recheck: int, requests: list[tuple[str, str, int, str]]
-    ) -> list[Decision]:
+    async def _decide(self, drop_id: str, recheck: int, requests: list[Request]) -> list[Decision]:
         """Runs one batch of purchases of one drop in a single script call."""
-        args: list[object] = [recheck, len(requests)]
-        for request in requests:
-            args.extend(request)
-        flat = await Scripts.call(self._scripts.purchase, drop_id, *args)
+        packed = _pack(requests)
+        flat = await Scripts.call(self._scripts.purchase, drop_id, recheck, packed)
         return [
             Decision(flat[i].decode(), decode_order(flat[i + 1]) if flat[i + 1] else None)
             for i in range(0, len(flat), 2)

@@ -39,6 +39,12 @@ def connect(url: str, *, timeout: float = 5.0, max_connections: int = 128) -> Re
     return Redis(connection_pool=pool)
 
 
+def subscriber(url: str) -> Redis:
+    """A client for pub/sub: on a cluster a PUBLISH reaches every node, so one seed will do."""
+    seed = next(u.strip() for u in url.split(",") if u.strip())
+    return Redis.from_url(seed, retry=Retry(NoBackoff(), 0), socket_connect_timeout=5.0)
+
+
 def text(value: Any) -> str:
     """A reply as text: clients here return bytes (msgpack payloads must stay binary)."""
     return value.decode() if isinstance(value, bytes) else str(value)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from importlib.resources import files
 from typing import Any
 
-from flashsale.engine.keys import DropKeys
+from flashsale.engine.keys import STATUS_CHANNEL, DropKeys
 from flashsale.engine.redis import RedisClient
 
 _LUA = files("flashsale.engine") / "lua"
-_LIB = (_LUA / "lib.lua").read_text(encoding="utf-8")
+_LIB = f"local STATUS_CHANNEL = '{STATUS_CHANNEL}'\n" + (_LUA / "lib.lua").read_text("utf-8")
 
 
 class Scripts:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from flashsale.engine.engine import Engine
@@ -18,6 +21,18 @@ def build_app(
 ) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
     app[GATEWAY] = Gateway(engine=engine, store=store, auth=auth, limiter=limiter)
-    for module in (drops, purchase, orders, health):
+    # The purchase route first: aiohttp tries the routes sharing a prefix in this order.
+    for module in (purchase, drops, orders, health):
         app.add_routes(module.routes)
+    app.cleanup_ctx.append(_status_feed)
     return app
+
+
+async def _status_feed(app: web.Application) -> AsyncIterator[None]:
+    """Follows drop status changes for the sold-out fast path while the app runs."""
+    engine = app[GATEWAY].engine
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.feed.run(stop, engine.url))
+    yield
+    stop.set()
+    await task

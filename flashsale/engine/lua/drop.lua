@@ -21,14 +21,14 @@ local status = promote(now)
 if op == 'open' then
   if status == 'pending' or status == 'closed' then
     local remaining = tonumber(redis.call('HGET', K_DROP, 'remaining'))
-    redis.call('HSET', K_DROP, 'status', remaining > 0 and 'live' or 'sold_out')
+    set_status(remaining > 0 and 'live' or 'sold_out')
   end
 elseif op == 'close' then
-  redis.call('HSET', K_DROP, 'status', 'closed')
+  if status ~= 'closed' then set_status('closed') end
 elseif op == 'restock' then
   local q = tonumber(ARGV[2])
   redis.call('HINCRBY', K_DROP, 'stock', q)
   redis.call('HINCRBY', K_DROP, 'remaining', q)
-  if status == 'sold_out' then redis.call('HSET', K_DROP, 'status', 'live') end
+  if status == 'sold_out' then set_status('live') end
 end
 return redis.call('HGETALL', K_DROP)

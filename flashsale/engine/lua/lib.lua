@@ -1,11 +1,20 @@
 -- Shared by every script; scripts.py prepends it. KEYS are always DropKeys, in its order.
+-- scripts.py also prepends STATUS_CHANNEL, from keys.py.
 local K_DROP, K_BUYERS, K_IDEM, K_ORDERS, K_EVENTS, K_HOLDS, K_VOID =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local DROP_ID = string.match(K_DROP, '{(.-)}')
 
 -- Redis's clock is the only clock: holds and schedules never depend on a gateway's.
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Every gateway answers purchases of a sold-out or closed drop without asking Redis, so
+-- every change of status is published: a restock or a reopen reaches them at once.
+local function set_status(status)
+  redis.call('HSET', K_DROP, 'status', status)
+  redis.call('PUBLISH', STATUS_CHANNEL, DROP_ID .. ' ' .. status)
 end
 
 -- A pending drop whose opens_at has passed is live; every script sees that at once,
@@ -14,7 +23,7 @@ local function promote(now)
   local status, opens_at, remaining = unpack(redis.call('HMGET', K_DROP, 'status', 'opens_at', 'remaining'))
   if status == 'pending' and opens_at and opens_at ~= '' and now >= tonumber(opens_at) then
     status = tonumber(remaining) > 0 and 'live' or 'sold_out'
-    redis.call('HSET', K_DROP, 'status', status)
+    set_status(status)
   end
   return status
 end
@@ -36,9 +45,7 @@ local function release(order, now)
   if redis.call('HINCRBY', K_BUYERS, order.buyer, -q) <= 0 then
     redis.call('HDEL', K_BUYERS, order.buyer)
   end
-  if redis.call('HGET', K_DROP, 'status') == 'sold_out' then
-    redis.call('HSET', K_DROP, 'status', 'live')
-  end
+  if redis.call('HGET', K_DROP, 'status') == 'sold_out' then set_status('live') end
   emit('expired', packed)
   return packed
 end

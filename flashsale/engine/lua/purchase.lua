@@ -1,5 +1,6 @@
 -- Decides a batch of purchases of one drop, atomically and in order.
--- ARGV: recheck (0|1), n, then n times: order id, buyer, quantity, idempotency key ('' = none)
+-- ARGV: recheck (0|1), then the batch in msgpack: [[order id, buyer, quantity, idempotency
+-- key ('' = none)], ...] (one argument, so packing a batch costs the gateway one call).
 -- Returns a flat list: for each purchase an outcome and the msgpack order ('' if none).
 --
 -- The order id is the gateway's request id, so running the same request again is
@@ -7,7 +8,8 @@
 -- was decided. If that rerun refuses, the id is voided, so a first attempt still in flight
 -- can never create an order the buyer was told did not happen.
 local recheck = ARGV[1] == '1'
-local n = tonumber(ARGV[2])
+local batch = cmsgpack.unpack(ARGV[2])
+local n = #batch
 local out = {}
 
 if redis.call('EXISTS', K_DROP) == 0 then
@@ -21,7 +23,6 @@ local f = redis.call('HMGET', K_DROP, 'remaining', 'sold', 'seq', 'per_buyer_lim
   'currency', 'payment_window_s')
 local remaining, sold, seq = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
 local limit, price, currency, window = tonumber(f[4]), tonumber(f[5]), f[6], tonumber(f[7])
-local drop_id = string.match(K_DROP, '{(.-)}')
 
 local function decide(oid, buyer, qty, key)
   local existing = redis.call('HGET', K_ORDERS, oid)
@@ -45,7 +46,7 @@ local function decide(oid, buyer, qty, key)
   remaining = remaining - qty
   sold = sold + qty
   local order = {
-    id = oid, drop_id = drop_id, seq = seq, buyer = buyer, quantity = qty,
+    id = oid, drop_id = DROP_ID, seq = seq, buyer = buyer, quantity = qty,
     amount = price * qty, currency = currency, created_at = now,
     status = window > 0 and 'reserved' or 'confirmed',
   }
@@ -65,9 +66,8 @@ local function decide(oid, buyer, qty, key)
 end
 
 local created = false
-for i = 0, n - 1 do
-  local base = 3 + i * 4
-  local oid, buyer, qty, key = ARGV[base], ARGV[base + 1], tonumber(ARGV[base + 2]), ARGV[base + 3]
+for i = 1, n do
+  local oid, buyer, qty, key = unpack(batch[i])
   local outcome, packed = decide(oid, buyer, qty, key)
   if outcome == 'created' and packed ~= '' then created = true end
   if recheck and packed == '' and outcome ~= 'unavailable' then
@@ -78,7 +78,7 @@ for i = 0, n - 1 do
 end
 
 if created then
-  if remaining == 0 and status == 'live' then status = 'sold_out' end
-  redis.call('HSET', K_DROP, 'remaining', remaining, 'sold', sold, 'seq', seq, 'status', status)
+  redis.call('HSET', K_DROP, 'remaining', remaining, 'sold', sold, 'seq', seq)
+  if remaining == 0 and status == 'live' then set_status('sold_out') end
 end
 return out

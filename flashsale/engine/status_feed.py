@@ -1,0 +1,125 @@
+"""The sold-out fast path: what every gateway knows about drops that refuse every purchase.
+
+Once a drop has sold out, nine taps in ten are for nothing, and each would cost a Redis round
+trip to be told so. The scripts publish every change of a drop's status on STATUS_CHANNEL
+(lib.lua `set_status`), so each gateway process learns within milliseconds that a drop is
+sold out or closed and answers its purchases itself: 409 `sold_out` or `not_live`.
+
+One kind of purchase must still reach Redis: a retry under an Idempotency-Key that already
+made an order, which gets that order again (200). So on sell-out a gateway reads the drop's
+used keys once; no key can be added while nothing remains. Any change of status (a restock,
+a reopen, a released hold) clears the drop at once, and so does a lost subscription: a
+gateway that may have missed a message asks Redis again. A check every `verify_every`
+seconds catches what pub/sub could still miss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any, NamedTuple
+
+from flashsale.engine.errors import RedisError
+from flashsale.engine.keys import STATUS_CHANNEL, DropKeys
+from flashsale.engine.redis import RedisClient, subscriber, text
+from flashsale.engine.stopping import pause
+
+log = logging.getLogger(__name__)
+
+# The outcome a purchase of a drop in each refusing status gets (purchase.lua's order).
+REFUSING = {"sold_out": "sold_out", "closed": "not_live"}
+
+
+class Shut(NamedTuple):
+    status: str
+    used_keys: frozenset[str] | None  # "buyer\nkey" fields with an order; None: too many
+
+
+class StatusFeed:
+    def __init__(
+        self, redis: RedisClient, *, max_keys: int = 1_000_000, verify_every: float = 1.0
+    ) -> None:
+        self._redis = redis
+        self.max_keys = max_keys
+        self.verify_every = verify_every
+        self.shut: dict[str, Shut] = {}
+        self._generation: dict[str, int] = {}  # bumped by every message about a drop
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.subscribed = asyncio.Event()
+
+    def refusal(self, drop_id: str, buyer: str, key: str | None) -> str | None:
+        """The outcome to answer without Redis, or None when Redis must decide."""
+        shut = self.shut.get(drop_id)
+        if shut is None:
+            return None
+        if key is not None and (shut.used_keys is None or f"{buyer}\n{key}" in shut.used_keys):
+            return None  # perhaps a replay
+        return REFUSING[shut.status]
+
+    def forget(self, drop_id: str) -> None:
+        """A change this process made itself (restock, open, close): ask Redis from now on."""
+        self._generation[drop_id] = self._generation.get(drop_id, 0) + 1
+        self.shut.pop(drop_id, None)
+
+    def heard(self, drop_id: str, status: str) -> None:
+        self.forget(drop_id)
+        if status in REFUSING:
+            self._spawn(self._learn(drop_id, status, self._generation[drop_id]))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _learn(self, drop_id: str, status: str, generation: int) -> None:
+        keys = DropKeys.of(drop_id)
+        try:
+            if text(await self._redis.hget(keys.drop, "status")) != status:
+                return
+            used: frozenset[str] | None = None
+            if await self._redis.hlen(keys.idem) <= self.max_keys:
+                used = frozenset(
+                    [text(f) async for f, _ in self._redis.hscan_iter(keys.idem, count=10_000)]
+                )
+        except RedisError as e:
+            log.warning("could not read drop %s for the fast path: %s", drop_id, e)
+            return
+        if self._generation.get(drop_id) == generation:
+            self.shut[drop_id] = Shut(status, used)
+
+    async def _verify(self) -> None:
+        for drop_id, shut in list(self.shut.items()):
+            status = await self._redis.hget(DropKeys.of(drop_id).drop, "status")
+            if status is None or text(status) != shut.status:
+                self.forget(drop_id)
+
+    async def run(self, stop: asyncio.Event, redis_url: str) -> None:
+        """Follows the channel until `stop`; on any break forgets everything and resubscribes."""
+        while not stop.is_set():
+            client = subscriber(redis_url)
+            try:
+                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(STATUS_CHANNEL)
+                    self.subscribed.set()
+                    next_verify = asyncio.get_running_loop().time() + self.verify_every
+                    while not stop.is_set():
+                        message = await pubsub.get_message(timeout=0.2)
+                        if message is not None:
+                            drop_id, _, status = text(message["data"]).partition(" ")
+                            self.heard(drop_id, status)
+                        if asyncio.get_running_loop().time() >= next_verify:
+                            await self._verify()
+                            next_verify = asyncio.get_running_loop().time() + self.verify_every
+            except (RedisError, OSError) as e:
+                log.warning("status feed lost, answering from Redis until back: %s", e)
+            finally:
+                self.subscribed.clear()
+                for drop_id in list(self.shut):
+                    self.forget(drop_id)
+                with contextlib.suppress(RedisError, OSError):
+                    await client.aclose()
+            await pause(stop, 0.5)
+        for task in list(self._tasks):
+            task.cancel()
