@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -16,6 +14,7 @@ from flashsale import config, services
 from flashsale.config import ConfigError, Settings
 from flashsale.engine.errors import RedisError
 from flashsale.engine.store import STORE_ERRORS
+from flashsale.gateways import Gateways, cores
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("up", help="everything on this machine: Redis, SQLite, gateway, worker")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
+    s.add_argument(
+        "--workers", type=int, default=cores(), help="gateway processes (default: one per core)"
+    )
 
     s = sub.add_parser("serve", help="the HTTP gateway alone")
     s.add_argument("--host", default="0.0.0.0")
@@ -71,34 +73,16 @@ def _logging(verbose: bool) -> None:
     )
 
 
-def _serve_process(settings: Settings, host: str, port: int, verbose: bool) -> None:
-    _logging(verbose)  # a spawned process starts with no logging set up
-    uvloop.run(services.serve(settings, host, port, reuse_port=True))
-
-
-def _serve(settings: Settings, host: str, port: int, workers: int, verbose: bool) -> int:
+def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     if workers <= 1:
         uvloop.run(services.serve(settings, host, port))
         return 0
-    ctx = multiprocessing.get_context("spawn")
-    procs = [
-        ctx.Process(target=_serve_process, args=(settings, host, port, verbose))
-        for _ in range(workers)
-    ]
-
-    def forward(signum: int, _frame: object) -> None:
-        # Each gateway drains its own requests on SIGTERM; the parent only waits for them.
-        for proc in procs:
-            if proc.pid is not None and proc.exitcode is None:
-                os.kill(proc.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join()
-    return max((proc.exitcode or 0) for proc in procs)
+    gateways = Gateways(settings, host, port, workers)
+    # Each gateway drains its own requests on SIGTERM; the parent only waits for them.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: gateways.stop())
+    gateways.start()
+    return gateways.join()
 
 
 async def _audit(settings: Settings, drop: str | None, wait: float) -> int:
@@ -121,10 +105,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(Auth(settings.token_secret, settings.host_keys).mint(args.user, args.ttl))
             code = 0
         elif args.command == "up":
-            uvloop.run(services.up(settings, args.host, args.port))
+            uvloop.run(services.up(settings, args.host, args.port, args.workers))
             code = 0
         elif args.command == "serve":
-            code = _serve(settings, args.host, args.port, args.workers, args.verbose)
+            code = _serve(settings, args.host, args.port, args.workers)
         elif args.command == "worker":
             uvloop.run(services.work(settings, args.concurrency))
             code = 0

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -26,6 +26,7 @@ from flashsale.engine.store import OrderStore, open_store
 from flashsale.gateway.app import build_app
 from flashsale.gateway.auth import Auth
 from flashsale.gateway.ratelimit import RateLimiter
+from flashsale.gateways import Gateways
 from flashsale.redis_server import RedisServer
 
 log = logging.getLogger("flashsale")
@@ -131,7 +132,9 @@ def _claim_orphan(server: RedisServer, settings: Settings) -> None:
         server.socket_path.unlink(missing_ok=True)
 
 
-async def up(settings: Settings, host: str, port: int) -> None:
+async def up(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    """Redis, the settlement worker and the sweeper here; `workers` gateway processes (one
+    runs in this process)."""
     stop = stop_on_signals()
     server = RedisServer(settings.data_dir / "redis")
     _claim_orphan(server, settings)
@@ -142,16 +145,16 @@ async def up(settings: Settings, host: str, port: int) -> None:
     settings.runtime_redis_file.write_text(server.url)
     try:
         async with connected(settings) as parts:
-            runner = await start_site(parts, settings, host, port)
+            stop_gateways = await _start_gateways(parts, settings, host, port, workers)
             worker_stop = asyncio.Event()
             (worker,) = _workers(parts, settings, 1)
             background = asyncio.gather(
                 parts.engine.sweeper.run(worker_stop), worker.run(worker_stop)
             )
-            print(_banner(settings, host, port), flush=True)
+            print(_banner(settings, host, port, workers), flush=True)
             await stop.wait()
             print("stopping: no new purchases; settling what is left...", flush=True)
-            await runner.cleanup()
+            await stop_gateways()
             worker_stop.set()
             await background
             drained = await worker.drain(within=60)
@@ -167,11 +170,33 @@ async def up(settings: Settings, host: str, port: int) -> None:
     print("flashsale stopped", flush=True)
 
 
-def _banner(settings: Settings, host: str, port: int) -> str:
+async def _start_gateways(
+    parts: Parts, settings: Settings, host: str, port: int, workers: int
+) -> Callable[[], Awaitable[None]]:
+    """The gateway, in this process or as `workers` processes; returns how to stop it."""
+    if workers <= 1:
+        runner = await start_site(parts, settings, host, port)
+        return runner.cleanup
+    gateways = Gateways(settings, host, port, workers)
+    gateways.start()
+
+    async def stop() -> None:
+        gateways.stop()
+        await asyncio.to_thread(gateways.join)
+
+    try:
+        await gateways.wait_listening()
+    except BaseException:
+        await stop()
+        raise
+    return stop
+
+
+def _banner(settings: Settings, host: str, port: int, workers: int) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     return "\n".join([
         "flashsale is up",
-        f"  API         http://{shown}:{port}/v1/drops",
+        f"  API         http://{shown}:{port}/v1/drops ({max(workers, 1)} gateway process(es))",
         f"  health      http://{shown}:{port}/readyz",
         f"  host key    {settings.host_keys[0]}",
         f"  redis       {settings.redis_url}",

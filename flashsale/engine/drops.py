@@ -15,7 +15,9 @@ from flashsale.engine.status_feed import StatusFeed
 
 
 class Drops:
-    def __init__(self, redis: RedisClient, scripts: Scripts, feed: StatusFeed | None = None) -> None:
+    def __init__(
+        self, redis: RedisClient, scripts: Scripts, feed: StatusFeed | None = None
+    ) -> None:
         self._redis = redis
         self._scripts = scripts
         self._feed = feed

@@ -113,7 +113,8 @@ class StatusFeed:
                             await self._verify()
                             next_verify = asyncio.get_running_loop().time() + self.verify_every
             except (RedisError, OSError) as e:
-                log.warning("status feed lost, answering from Redis until back: %s", e)
+                if self.subscribed.is_set():  # once per outage, not once per retry
+                    log.warning("status feed lost, asking Redis about every drop: %s", e)
             finally:
                 self.subscribed.clear()
                 for drop_id in list(self.shut):
