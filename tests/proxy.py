@@ -14,13 +14,14 @@ class Proxy:
         self._sever_on: bytes | None = None
         self._forward_first = True
         self.severed = 0
+        self._open: set[asyncio.StreamWriter] = set()
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
-    async def start(self) -> Proxy:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> Proxy:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", port)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
@@ -28,6 +29,12 @@ class Proxy:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+
+    async def cut(self) -> None:
+        """Breaks every open connection (with close(), the port then refuses new ones)."""
+        for writer in list(self._open):
+            writer.transport.abort()
+        await asyncio.sleep(0.05)
 
     def sever_on(self, pattern: bytes, *, forward_first: bool) -> None:
         """The next client write containing `pattern` kills its connection: after it reached
@@ -37,6 +44,7 @@ class Proxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._open.add(writer)
         muted = False  # once severing, nothing more reaches the client
 
         async def client_to_server() -> None:
@@ -62,9 +70,10 @@ class Proxy:
                 await writer.drain()
 
         tasks = [asyncio.create_task(client_to_server()), asyncio.create_task(server_to_client())]
-        with contextlib.suppress(ConnectionError):
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in tasks:
             task.cancel()
+        self._open.discard(writer)
         for w in (writer, up_writer):
             w.close()

@@ -1,0 +1,187 @@
+"""The hot path: purchases of one tick share one script call, a lost batch is found out
+request by request, and a sold-out or closed drop is refused without asking Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from flashsale.engine.status_feed import Shut
+from flashsale.redis_server import RedisServer
+from tests.conftest import MakeStack
+from tests.invariants import Answer, assert_invariants
+from tests.proxy import Proxy
+from tests.stack import Stack
+
+
+async def script_calls(stack: Stack) -> int:
+    """How many scripts Redis has run: every purchase batch is one EVALSHA."""
+    stats = await stack.engine.redis.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval"))
+
+
+async def until(condition: object, within: float = 5.0) -> float:
+    """Waits for `condition()` to hold; returns how long it took."""
+    start = time.perf_counter()
+    while not condition():  # type: ignore[operator]
+        assert time.perf_counter() - start < within, "condition not met in time"
+        await asyncio.sleep(0.001)
+    return time.perf_counter() - start
+
+
+async def test_a_batched_burst_over_several_drops_keeps_every_invariant(
+    make_stack: MakeStack,
+) -> None:
+    stack = await make_stack()
+    drops = [await stack.new_drop(stock=300, per_buyer_limit=2) for _ in range(3)]
+    rng = random.Random(11)
+    buyers = [f"b{i}" for i in range(800)]
+    headers = {b: stack.as_buyer(b) for b in buyers}
+    plans = [
+        (rng.choice(drops)["id"], rng.choice(buyers), rng.choice((1, 1, 2)), f"k{i}")
+        for i in range(3000)
+    ]
+    plans += rng.sample(plans, 600)  # retries with the same key, racing their first try
+    rng.shuffle(plans)
+
+    async def attempt(drop_id: str, buyer: str, quantity: int, key: str) -> tuple[str, Answer]:
+        reply = await stack.call(
+            "POST",
+            f"/v1/drops/{drop_id}/purchase",
+            {"quantity": quantity},
+            headers[buyer] | {"Idempotency-Key": key},
+        )
+        return drop_id, Answer(buyer, quantity, key, reply)
+
+    before = await script_calls(stack)
+    answers = await asyncio.gather(*(attempt(*p) for p in plans))
+    calls = await script_calls(stack) - before
+    print(f"\n{len(plans)} purchase requests took {calls} script calls")
+    assert calls < len(plans) / 3, "concurrent purchases did not share script calls"
+    for drop in drops:
+        mine = [a for d, a in answers if d == drop["id"]]
+        stored = await assert_invariants(stack, drop["id"], mine)
+        assert sum(o.quantity for o in stored) == 300
+
+
+@pytest.fixture
+async def proxy(redis_server: RedisServer, redis_url: str) -> AsyncIterator[Proxy]:
+    assert redis_server.port is not None
+    p = await Proxy("127.0.0.1", redis_server.port).start()
+    yield p
+    await p.close()
+
+
+@pytest.mark.parametrize("forward_first", [True, False], ids=["answer-lost", "request-lost"])
+async def test_a_severed_batch_answers_each_request_with_what_redis_decided(
+    make_stack: MakeStack, proxy: Proxy, forward_first: bool
+) -> None:
+    stack = await make_stack(redis_url=proxy.url)
+    drop = await stack.new_drop(stock=30, per_buyer_limit=1)
+    warm = await stack.buy(drop["id"], "warm-up")  # cached script: the severed call runs
+    proxy.sever_on(b"EVALSHA", forward_first=forward_first)
+    replies = await asyncio.gather(*(stack.buy(drop["id"], f"b{i}", key="k") for i in range(40)))
+    assert proxy.severed == 1
+    codes = sorted((r.status, r.code) for r in replies)
+    assert codes == [(201, None)] * 29 + [(409, "sold_out")] * 11
+    answers = [Answer("warm-up", 1, None, warm)]
+    answers += [Answer(f"b{i}", 1, "k", r) for i, r in enumerate(replies)]
+    assert len(await assert_invariants(stack, drop["id"], answers)) == 30
+
+
+async def test_redis_gone_for_a_batch_answers_each_503_and_makes_nothing(
+    make_stack: MakeStack, proxy: Proxy
+) -> None:
+    stack = await make_stack(redis_url=proxy.url, worker=False)
+    drop = await stack.new_drop(stock=100)
+    await stack.buy(drop["id"], "warm-up")
+    await proxy.close()  # nothing answers on the port any more
+    await proxy.cut()
+    replies = await asyncio.gather(*(stack.buy(drop["id"], f"b{i}") for i in range(20)))
+    assert {(r.status, r.code, r.headers.get("Retry-After")) for r in replies} == {
+        (503, "unavailable", "1")
+    }
+    await proxy.start(port=proxy.port)
+    after = (await stack.call("GET", f"/v1/drops/{drop['id']}")).body
+    assert (after["sold"], after["remaining"]) == (1, 99)  # the failed batch made nothing
+    assert (await stack.buy(drop["id"], "later")).status == 201
+
+
+async def test_sold_out_is_answered_without_redis_but_replays_still_get_their_order(
+    make_stack: MakeStack,
+) -> None:
+    stack = await make_stack(worker=False)  # no sweeper: every script call is a purchase's
+    drop = await stack.new_drop(stock=2, per_buyer_limit=2)
+    first = await stack.buy(drop["id"], "alice", 2, key="tap-1")
+    assert first.status == 201
+    await until(lambda: drop["id"] in stack.engine.feed.shut)
+
+    before = await script_calls(stack)
+    refused = await asyncio.gather(*(stack.buy(drop["id"], f"b{i}", key="x") for i in range(50)))
+    refused += [await stack.buy(drop["id"], "carol")]  # no key
+    assert {(r.status, r.code) for r in refused} == {(409, "sold_out")}
+    assert await script_calls(stack) == before, "a sold-out refusal asked Redis"
+
+    # Her retry under the same key is a replay, not a refusal; another body is a conflict.
+    replay = await stack.buy(drop["id"], "alice", 2, key="tap-1")
+    assert (replay.status, replay.body) == (200, first.body)
+    assert (await stack.buy(drop["id"], "alice", 1, key="tap-1")).status == 422
+
+    # A restock reopens the sale at once: no stale refusal.
+    path = f"/v1/drops/{drop['id']}"
+    await stack.call("POST", f"{path}/restock", {"quantity": 1}, stack.as_host)
+    assert (await stack.buy(drop["id"], "dave")).status == 201
+
+
+async def test_closed_is_answered_without_redis_and_reopen_clears_it(
+    make_stack: MakeStack,
+) -> None:
+    stack = await make_stack(worker=False)
+    drop = await stack.new_drop(stock=5)
+    path = f"/v1/drops/{drop['id']}"
+    await stack.call("POST", f"{path}/close", None, stack.as_host)
+    await until(lambda: drop["id"] in stack.engine.feed.shut)
+    before = await script_calls(stack)
+    assert (await stack.buy(drop["id"], "a")).code == "not_live"
+    assert await script_calls(stack) == before
+    await stack.call("POST", f"{path}/open", None, stack.as_host)
+    assert (await stack.buy(drop["id"], "a")).status == 201
+
+
+async def test_every_gateway_hears_of_a_sell_out_and_a_restock(make_stack: MakeStack) -> None:
+    a, b = await make_stack(), await make_stack(worker=False)
+    drop = await a.new_drop(stock=1)
+    assert (await a.buy(drop["id"], "first")).status == 201
+    heard = await until(lambda: drop["id"] in b.engine.feed.shut)
+    print(f"\nanother gateway knew of the sell-out {heard * 1000:.1f} ms later")
+    assert (await b.buy(drop["id"], "second")).code == "sold_out"
+
+    await a.call("POST", f"/v1/drops/{drop['id']}/restock", {"quantity": 1}, a.as_host)
+    cleared = await until(lambda: drop["id"] not in b.engine.feed.shut)
+    print(f"and of the restock {cleared * 1000:.1f} ms later")
+    assert (await b.buy(drop["id"], "second")).status == 201
+
+
+async def test_a_missed_message_is_corrected_by_the_periodic_check(stack: Stack) -> None:
+    drop = await stack.new_drop(stock=3)
+    feed = stack.engine.feed
+    feed.verify_every = 0.1
+    await until(feed.subscribed.is_set)
+    # As if the drop had sold out and the restock's message had been lost on the way.
+    feed.shut[drop["id"]] = Shut("sold_out", frozenset())
+    await until(lambda: drop["id"] not in feed.shut, within=2.0)
+    assert (await stack.buy(drop["id"], "a")).status == 201
+
+
+async def test_a_remembered_token_still_expires(stack: Stack) -> None:
+    drop = await stack.new_drop(stock=5, per_buyer_limit=5)
+    headers = {"Authorization": f"Bearer {stack.token('brief', ttl=1)}"}
+    path = f"/v1/drops/{drop['id']}/purchase"
+    assert (await stack.call("POST", path, {"quantity": 1}, headers)).status == 201
+    await asyncio.sleep(1.1)
+    expired = await stack.call("POST", path, {"quantity": 1}, headers)
+    assert (expired.status, expired.code) == (401, "unauthorized")
