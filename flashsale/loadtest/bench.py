@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from redis import Redis
 from rich.console import Console
 from rich.table import Table
 
@@ -51,6 +52,7 @@ class Measured:
     p50_ms: float
     p99_ms: float
     cpu_us: float | None = None  # the load tool's CPU per request
+    redis_bytes_per_order: float | None = None  # Redis memory grown per purchase made
 
 
 # ---- workloads for the tool's own client (closed loop, for a fixed time)
@@ -67,39 +69,48 @@ class Hello(Workload):
 
 @dataclass
 class Purchases(Workload):
-    """Every request a real purchase: a new key, buyers in turn, stock that never ends."""
+    """Every request a real purchase: a new key, buyers in turn, stock that never ends.
+    With a rate, requests are due at that rate (open loop); else as fast as answered."""
 
     host: str
     drop_id: str
     tokens: list[str]
     prefix: str
+    rate: float | None = None
+    count: int | None = None
 
     def shots(self) -> Iterator[Shot]:
         target = f"/v1/drops/{self.drop_id}/purchase"
         n = len(self.tokens)
-        for i in itertools.count():
+        gap = 1.0 / self.rate if self.rate else 0.0
+        for i in range(self.count) if self.count is not None else itertools.count():
             headers = {
                 "Authorization": f"Bearer {self.tokens[i % n]}",
                 "Idempotency-Key": f"{self.prefix}{i}",
                 "Content-Type": "application/json",
             }
-            yield Shot(0.0, i, request_bytes("POST", target, self.host, headers, b'{"quantity":1}'))
+            body = b'{"quantity":1}'
+            yield Shot(i * gap, i, request_bytes("POST", target, self.host, headers, body))
 
 
 def _own(
     port: int,
     workloads: list[Hello] | list[Purchases],
     conns: int,
-    dur: float,
+    dur: float | None,
     cpus: set[int] | None = None,
+    open_loop: bool = False,
 ) -> Measured:
-    job = Job("127.0.0.1", port, conns, 0.0, closed_loop=True, duration=dur, resends=0)
+    """Fires for `dur` seconds (or until the workloads end); answers 2xx per second."""
+    job = Job("127.0.0.1", port, conns, 0.0, closed_loop=not open_loop, duration=dur, resends=0)
+    started = time.perf_counter()
     records = asyncio.run(fleet.fire(job, workloads, cpus=cpus))
+    span = dur or max(records.done, default=0.0) or time.perf_counter() - started
     ok = sum(1 for s in records.status if 200 <= s < 300)
     lat = Latency.of(list(records.latency_us))
     p50, p99 = lat.percentiles[50.0] / 1000, lat.percentiles[99.0] / 1000
     cpu_us = records.cpu_s / len(records) * 1e6 if len(records) else None
-    return Measured("", "flashsale loadtest client", ok / dur, p50, p99, cpu_us)
+    return Measured("", "flashsale loadtest client", ok / span, p50, p99, cpu_us)
 
 
 def _merge(rounds: tuple[Measured, ...]) -> Measured:
@@ -211,12 +222,90 @@ async def _new_drop(url: str, host_key: str, **spec: object) -> str:
     return str(drop["id"])
 
 
+def _purchase_loads(
+    port: int,
+    drop: str,
+    tokens: list[str],
+    procs: int,
+    prefix: str,
+    rate: float | None = None,
+    count: int | None = None,
+) -> list[Purchases]:
+    """The buyers dealt out over `procs` load processes, each with its share of the load."""
+    return [
+        Purchases(
+            f"127.0.0.1:{port}",
+            drop,
+            tokens[i::procs],
+            f"{prefix}{i}-",
+            rate / procs if rate else None,
+            count // procs if count else None,
+        )
+        for i in range(procs)
+    ]
+
+
+def _scale(
+    url: str,
+    port: int,
+    host_key: str,
+    auth: Auth,
+    tokens: list[str],
+    procs: int,
+    conns: int,
+    dur: float,
+    redis: RedisServer,
+    args: argparse.Namespace,
+) -> list[Measured]:
+    """Does the cost of a purchase grow with the drop's stock or with the number of buyers?"""
+    rows: list[Measured] = []
+    # Stock: the same 1,000 purchases (buyers whose tokens are known) from a small and a huge
+    # drop, alternating rounds so a noisy neighbour hurts both alike.
+    rounds: dict[int, list[Measured]] = {10**3: [], 10**7: []}
+    for _ in range(3):
+        for stock, done in rounds.items():
+            drop = asyncio.run(_new_drop(url, host_key, stock=stock, per_buyer_limit=1))
+            loads = _purchase_loads(port, drop, tokens[:1000], procs, "s", count=1000)
+            done.append(_own(port, loads, conns, None))
+    for stock, done in rounds.items():
+        m = _merge(tuple(done))
+        m.target = f"(d) 1,000 purchases, stock {stock:.0e}"
+        rows.append(m)
+    # Buyers: tokens no gateway has seen yet, dealt in turn. With 10^4 buyers a token comes
+    # back every 10^4 purchases; with 10^6, almost never within the run.
+    client = Redis.from_url(redis.url)
+    for n in args.scale_buyers:
+        fresh = [auth.mint(f"scale{n}-{i}", 24 * 3600) for i in range(n)]
+        drop = asyncio.run(_new_drop(url, host_key, stock=10**9, per_buyer_limit=10**6))
+        before = int(client.info("memory")["used_memory"])
+        m = _own(port, _purchase_loads(port, drop, fresh, procs, f"n{n}-"), conns, dur)
+        grown = int(client.info("memory")["used_memory"]) - before
+        m.target = f"(d) {n:,} buyers"
+        m.redis_bytes_per_order = grown / max(1.0, m.rps * dur)
+        rows.append(m)
+    client.close()
+    return rows
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--processes", type=int, default=1, help="server and client processes each")
     p.add_argument("--connections", type=int, default=64, help="connections in all")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     p.add_argument("--generator", choices=("auto", "wrk", "own"), default="auto")
     p.add_argument("--no-seed", action="store_true", help="skip the 380,000-attempt scenario")
+    p.add_argument(
+        "--rates",
+        type=lambda v: [int(r) for r in v.split(",") if r],
+        default=[5000, 10000, 20000],
+        help="purchases/s to hold, open loop, for p50/p99 at each (5000,10000,20000)",
+    )
+    p.add_argument(
+        "--scale-buyers",
+        type=lambda v: [int(r) for r in v.split(",") if r],
+        default=[10_000, 1_000_000],
+        help="distinct buyers to compare (10000,1000000); empty to skip",
+    )
+    p.add_argument("--no-scale", action="store_true", help="skip the stock and buyer scale runs")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -293,20 +382,24 @@ def main(args: argparse.Namespace) -> int:
         auth = Auth(secret, [])
         tokens = [auth.mint(f"bench-{i}", 24 * 3600) for i in range(BENCH_BUYERS)]
         console.print(f"(b) purchases: {procs} gateway process(es) + 1 settlement worker")
+        # One pass over the buyers first: (b) measures purchases from buyers whose tokens the
+        # gateways have verified (a buyer taps more than once); the seed burst is the cold case.
+        _own(port, _purchase_loads(port, drop, tokens, procs, "w", count=len(tokens)), conns, None)
         if wrk:
             script = work / "purchase.lua"
             script.write_text(_lua('{"quantity":1}', {"Content-Type": "application/json"}, tokens))
             b = _wrk(f"{url}/v1/drops/{drop}/purchase", script, procs, conns, dur)
         else:
-            shares = [tokens[i::procs] for i in range(procs)]
-            b = _own(
-                port,
-                [Purchases(f"127.0.0.1:{port}", drop, s, f"p{i}-") for i, s in enumerate(shares)],
-                conns,
-                dur,
-            )
+            b = _own(port, _purchase_loads(port, drop, tokens, procs, "p"), conns, dur)
         b.target = "(b) flashsale purchase"
         rows.append(b)
+        for rate in args.rates:
+            loads = _purchase_loads(port, drop, tokens, procs, f"r{rate}-", rate=rate)
+            m = _own(port, loads, max(conns, 256), min(dur, 5.0), open_loop=True)
+            m.target = f"(c) {rate:,} purchases/s held, open loop"
+            rows.append(m)
+        if not args.no_scale:
+            rows += _scale(url, port, host_key, auth, tokens, procs, conns, dur, redis, args)
         table = Table(title=f"flashsale bench: {procs} server process(es), {conns} connections")
         for col in ("target", "generator", "req/s", "p50", "p99"):
             table.add_column(col, justify="left" if col in ("target", "generator") else "right")
@@ -318,6 +411,12 @@ def main(args: argparse.Namespace) -> int:
         console.print(f"purchase / hello world ({generator}): [bold]{b.rps / a.rps:.2f}x[/bold]")
         if client_ratio is not None:
             console.print(f"load tool's client / wrk on hello world: [bold]{client_ratio:.2f}x[/]")
+        for m in rows:
+            if m.redis_bytes_per_order is not None:
+                console.print(
+                    f"{m.target}: Redis grew {m.redis_bytes_per_order:,.0f} bytes per purchase "
+                    "(the order, its key, the buyer's count, the stream entry)"
+                )
         cpu_us = [m.cpu_us for m in rows if m.cpu_us]
         if cpu_us:
             console.print(
