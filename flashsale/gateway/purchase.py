@@ -6,7 +6,7 @@ from aiohttp import web
 
 from flashsale.engine.specs import PurchaseSpec
 from flashsale.gateway.bodies import idempotency_key, read_json
-from flashsale.gateway.errors import ApiError, json_response, unavailable
+from flashsale.gateway.errors import error_response, json_response, unavailable
 from flashsale.gateway.state import gateway
 
 routes = web.RouteTableDef()
@@ -35,5 +35,6 @@ async def purchase(request: web.Request) -> web.Response:
         return json_response({"order": decision.order.public()}, status)
     if decision.outcome == "unavailable":
         raise unavailable("this request could not be decided; retry with the same key")
+    # Most answers of a burst are refusals: answered directly, not raised and caught.
     status, message = REFUSALS[decision.outcome]
-    raise ApiError(status, decision.outcome, message)
+    return error_response(status, decision.outcome, message)
