@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from flashsale.redis_server import RedisServer, free_port
+from tests.proxy import Proxy
 from tests.stack import Stack, start_stack
 
 PG_ADMIN = os.environ.get("FLASHSALE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -34,6 +35,15 @@ def redis_url(redis_server: RedisServer) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture
+async def proxy(redis_server: RedisServer, redis_url: str) -> AsyncIterator[Proxy]:
+    """A proxy in front of the session's Redis, to break connections on purpose."""
+    assert redis_server.port is not None
+    p = await Proxy("127.0.0.1", redis_server.port).start()
+    yield p
+    await p.close()
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
 from flashsale.engine.status_feed import Shut
-from flashsale.redis_server import RedisServer
 from tests.conftest import MakeStack
 from tests.invariants import Answer, assert_invariants
 from tests.proxy import Proxy
@@ -66,14 +64,6 @@ async def test_a_batched_burst_over_several_drops_keeps_every_invariant(
         mine = [a for d, a in answers if d == drop["id"]]
         stored = await assert_invariants(stack, drop["id"], mine)
         assert sum(o.quantity for o in stored) == 300
-
-
-@pytest.fixture
-async def proxy(redis_server: RedisServer, redis_url: str) -> AsyncIterator[Proxy]:
-    assert redis_server.port is not None
-    p = await Proxy("127.0.0.1", redis_server.port).start()
-    yield p
-    await p.close()
 
 
 @pytest.mark.parametrize("forward_first", [True, False], ids=["answer-lost", "request-lost"])

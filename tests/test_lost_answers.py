@@ -3,21 +3,10 @@ again under the same request id, and a first attempt still in flight can never a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-from flashsale.redis_server import RedisServer
 from tests.conftest import MakeStack
 from tests.proxy import Proxy
-
-
-@pytest.fixture
-async def proxy(redis_server: RedisServer, redis_url: str) -> AsyncIterator[Proxy]:
-    assert redis_server.port is not None
-    p = await Proxy("127.0.0.1", redis_server.port).start()
-    yield p
-    await p.close()
 
 
 @pytest.mark.parametrize("forward_first", [True, False], ids=["answer-lost", "request-lost"])
