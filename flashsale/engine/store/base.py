@@ -7,7 +7,7 @@ order by two workers, and the row still ends up as Redis has it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Protocol
 
 from flashsale.engine.models import Order
@@ -36,17 +36,53 @@ SCHEMA = [
 ]
 
 
+# The one rule of the store, spelled once in SQL and once in Python right below: an order
+# only moves forward, out of `reserved` (to paid or expired) and never back or onward.
+OPEN = "reserved"
+ON_CONFLICT = (
+    "ON CONFLICT (id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at "
+    f"WHERE orders.status = '{OPEN}' AND excluded.status <> '{OPEN}'"
+)
+
+
+def moves_forward(held: Order, event: Order) -> bool:
+    """Whether `event` changes a row holding `held`: the Python twin of ON_CONFLICT."""
+    return held.status == OPEN and event.status != OPEN
+
+
+def collapse(orders: Iterable[Order]) -> list[Order]:
+    """Each order once, as applying its events one by one would leave it, in id order.
+
+    One statement writing many rows (PostgreSQL's INSERT ... SELECT) may not touch a row
+    twice, and a batch can hold an order's `created` event and its `paid` or `expired` one.
+    Id order makes two PostgreSQL workers lock shared rows in the same order (no deadlock).
+    """
+    final: dict[str, Order] = {}
+    for order in orders:
+        held = final.get(order.id)
+        if held is None or moves_forward(held, order):
+            final[order.id] = order
+    return [final[order_id] for order_id in sorted(final)]
+
+
+_COLUMN_LIST = ", ".join(COLUMNS)
+
+
 def upsert_sql(placeholder: str) -> str:
-    """The one write statement; `placeholder(i)` spells the i-th parameter."""
+    """One row's write; `placeholder.format(i=...)` spells the i-th parameter."""
     values = ", ".join(placeholder.format(i=i + 1) for i in range(len(COLUMNS)))
+    return f"INSERT INTO orders ({_COLUMN_LIST}) VALUES ({values}) {ON_CONFLICT}"
+
+
+def upsert_from_sql(table: str) -> str:
+    """A whole staged batch's write, from `table` (with the orders' columns) in one statement."""
     return (
-        f"INSERT INTO orders ({', '.join(COLUMNS)}) VALUES ({values}) "
-        "ON CONFLICT (id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at "
-        "WHERE orders.status = 'reserved' AND excluded.status <> 'reserved'"
+        f"INSERT INTO orders ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {table} ORDER BY id "
+        f"{ON_CONFLICT}"
     )
 
 
-SELECT = f"SELECT {', '.join(COLUMNS)} FROM orders"
+SELECT = f"SELECT {_COLUMN_LIST} FROM orders"
 
 
 def row(order: Order) -> tuple[object, ...]:
@@ -67,7 +103,8 @@ class OrderStore(Protocol):
         """Raises if the store cannot answer."""
 
     async def apply(self, orders: Sequence[Order]) -> None:
-        """Records a batch of order events in one transaction."""
+        """Records a batch of order events in one transaction; an event already applied, or
+        one behind the stored row, changes nothing."""
 
     async def get(self, order_id: str) -> Order | None: ...
 

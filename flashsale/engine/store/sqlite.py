@@ -8,7 +8,7 @@ from pathlib import Path
 import aiosqlite
 
 from flashsale.engine.models import Order
-from flashsale.engine.store.base import SCHEMA, SELECT, from_row, row, upsert_sql
+from flashsale.engine.store.base import SCHEMA, SELECT, collapse, from_row, row, upsert_sql
 
 UPSERT = upsert_sql("?")
 
@@ -45,7 +45,8 @@ class SQLiteStore:
         await self.db.execute("SELECT 1")
 
     async def apply(self, orders: Sequence[Order]) -> None:
-        await self.db.executemany(UPSERT, [row(o) for o in orders])
+        # Collapsed: an order created and paid within one batch is one row written, not two.
+        await self.db.executemany(UPSERT, [row(o) for o in collapse(orders)])
         await self.db.commit()
 
     async def get(self, order_id: str) -> Order | None:
