@@ -34,7 +34,7 @@ async def test_a_refused_recheck_voids_the_request_for_good(make_stack: MakeStac
     drop = await stack.new_drop(stock=1)
     assert (await stack.buy(drop["id"], "first")).status == 201
     decide = stack.engine.purchaser._decide
-    request = (f"{drop['id']}-aaaaaaaaaaaaaaaa", "late", 1, "")
+    request = (f"{drop['id']}-aaaaaaaaaaaaaaaaaaaaaaaaa", "late", 1, "")
     # The gateway rechecks a lost request: sold out, so the buyer is told no.
     assert [d.outcome for d in await decide(drop["id"], 1, [request])] == ["sold_out"]
     await stack.call("POST", f"/v1/drops/{drop['id']}/restock", {"quantity": 1}, stack.as_host)
