@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
 import re
 import sys
 import time
@@ -243,7 +244,8 @@ def test_scenario_file_and_flags(tmp_path: Path) -> None:
 async def test_bench_prints_both_rates_and_their_ratio(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "flashsale", "bench", "--generator", "own", "--duration", "1",
-        "--no-seed", "--connections", "8", cwd=tmp_path,
+        "--no-seed", "--connections", "8", "--rates", "500", "--scale-buyers", "500,2000",
+        "--settle-orders", "5000", cwd=tmp_path, env=os.environ | {"COLUMNS": "200"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(proc.communicate(), 120)
@@ -256,3 +258,11 @@ async def test_bench_prints_both_rates_and_their_ratio(tmp_path: Path) -> None:
     assert rates["a"] > 0 and rates["b"] > 0, text
     ratio = float(re.search(r"purchase / hello world \([^)]*\): ([0-9.]+)x", text)[1])  # type: ignore[index]
     assert abs(ratio - rates["b"] / rates["a"]) < 0.02, text
+    # the held rate, the scale runs with Redis's growth per purchase, settlement per store
+    assert re.search(r"│ \(c\) 500 purchases/s held", text), text
+    assert len(re.findall(r"│ \(d\) 1,000 purchases, stock", text)) == 2, text
+    grown = re.findall(r"\(d\) ([0-9,]+) buyers: Redis grew ([0-9,]+) bytes per purchase", text)
+    assert [b for b, _ in grown] == ["500", "2,000"] and all(
+        int(n.replace(",", "")) > 0 for _, n in grown
+    ), text
+    assert re.search(r"sqlite\s+[0-9,]+ orders/s \(5,000 in", text), text

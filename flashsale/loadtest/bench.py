@@ -33,7 +33,7 @@ from rich.table import Table
 
 from flashsale.config import Settings
 from flashsale.gateway.auth import Auth
-from flashsale.loadtest import fleet
+from flashsale.loadtest import fleet, settle_bench
 from flashsale.loadtest.firing import Job, Shot, Workload
 from flashsale.loadtest.http import request_bytes
 from flashsale.loadtest.results import Latency
@@ -306,6 +306,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="distinct buyers to compare (10000,1000000); empty to skip",
     )
     p.add_argument("--no-scale", action="store_true", help="skip the stock and buyer scale runs")
+    p.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="PostgreSQL admin URL: settlement into PostgreSQL is measured too",
+    )
+    p.add_argument("--no-settle", action="store_true", help="skip the settlement measurement")
+    p.add_argument("--settle-orders", type=int, default=200_000, help="orders settled, timed")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -424,6 +431,14 @@ def main(args: argparse.Namespace) -> int:
                 f"one core drives up to {1e6 / min(cpu_us):,.0f} req/s"
             )
 
+        if not args.no_settle:
+            console.print(
+                f"(e) settlement: {args.settle_orders:,} orders waiting, "
+                "then 20,000 purchases/s for 5 s"
+            )
+            measured = settle_bench.measure(args.settle_orders, postgres=args.postgres)
+            for figures in asyncio.run(measured):
+                console.print(f"  {figures.line()}")
         if args.no_seed:
             return 0
         console.print("seed scenario: 38,000 units, 380,000 attempts, limit 2, burst")
