@@ -3,9 +3,12 @@
 Batching. The purchases of one drop that arrive in one event-loop tick share one script
 call, so a burst costs a round trip per tick rather than per tap: each request queues here,
 and the flush that runs at the end of the tick sends every drop's queue as one batch (at most
-`max_batch` purchases each). The script is atomic, so a batch is decided whole or not at all:
-a failed batch answers all of its requests 503 and made no order. Each batch runs as a task
-of its own, so a batch stuck in a recheck never holds up the next one.
+`max_batch` purchases each). While MAX_IN_FLIGHT batches of a drop are on their way, the
+next one fills up and goes when one of them lands (group commit): taps that trickle in
+share a call too, at the cost of at most one round trip of waiting. The script is atomic,
+so a batch is decided whole or not at all: a failed batch answers all of its requests 503
+and made no order. Each batch runs as a task of its own, and one whose answer was lost gives
+up its place at once, so a batch stuck in a recheck never holds up the next one.
 
 A lost answer is the one hard case. Each request's order id is chosen here, before Redis is
 asked, and the script is idempotent by that id; so when the connection breaks after the
@@ -20,6 +23,7 @@ without Redis (status_feed.py).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -33,6 +37,7 @@ from flashsale.engine.status_feed import StatusFeed
 
 RECHECK_DELAYS = (0.05, 0.2, 0.5, 1.0)
 MAX_BATCH = 256  # purchases per script call: Redis runs nothing else while a script runs
+MAX_IN_FLIGHT = 2  # batches of one drop on their way to Redis at once, per process
 
 Request = tuple[str, str, int, str]  # order id, buyer, quantity, idempotency key ("" = none)
 _pack = msgspec.msgpack.Encoder().encode
@@ -65,6 +70,7 @@ class Purchaser:
         self.max_batch = MAX_BATCH
         self._queues: dict[str, list[Waiting]] = {}
         self._flush_due = False
+        self._in_flight: dict[str, int] = {}
         self._batches: set[asyncio.Task[None]] = set()
 
     def purchase(
@@ -88,27 +94,43 @@ class Purchaser:
         if len(queue) >= self.max_batch:
             del self._queues[drop_id]
             self._send(drop_id, queue)
-        elif not self._flush_due:
-            self._flush_due = True
-            loop.call_soon(self._flush)
+        elif self._in_flight.get(drop_id, 0) < MAX_IN_FLIGHT:
+            self._flush_soon()
         return answer
+
+    def _flush_soon(self) -> None:
+        """At the end of this tick, when every request ready now has queued."""
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_due = False
-        queues, self._queues = self._queues, {}
-        for drop_id, queue in queues.items():
-            self._send(drop_id, queue)
+        for drop_id in list(self._queues):
+            if self._in_flight.get(drop_id, 0) < MAX_IN_FLIGHT:
+                self._send(drop_id, self._queues.pop(drop_id))
 
     def _send(self, drop_id: str, queue: list[Waiting]) -> None:
+        self._in_flight[drop_id] = self._in_flight.get(drop_id, 0) + 1
         task = asyncio.get_running_loop().create_task(self._run_batch(drop_id, queue))
         self._batches.add(task)
         task.add_done_callback(self._batches.discard)
+
+    def _landed(self, drop_id: str) -> None:
+        """A batch's first call is over, answered or not: the drop's next batch may go."""
+        left = self._in_flight[drop_id] - 1
+        if left:
+            self._in_flight[drop_id] = left
+        else:
+            del self._in_flight[drop_id]
+        if drop_id in self._queues:
+            self._flush_soon()
 
     async def _run_batch(self, drop_id: str, queue: list[Waiting]) -> None:
         ids = new_order_ids(drop_id, len(queue))
         requests = [(oid, b, q, k) for oid, (b, q, k, _) in zip(ids, queue, strict=True)]
         try:
-            decisions = await self.decide(drop_id, requests)
+            decisions = await self.decide(drop_id, requests, lambda: self._landed(drop_id))
         except (RedisError, Unavailable) as e:
             for *_, answer in queue:
                 if not answer.done():
@@ -127,10 +149,16 @@ class Purchaser:
             if not answer.done():  # a request cancelled meanwhile: its order stands
                 answer.set_result(decision)
 
-    async def decide(self, drop_id: str, requests: list[Request]) -> list[Decision]:
-        """Decides one batch, finding out what Redis did if the answer is lost."""
+    async def decide(
+        self, drop_id: str, requests: list[Request], landed: Callable[[], None] = lambda: None
+    ) -> list[Decision]:
+        """Decides one batch, finding out what Redis did if the answer is lost; `landed` is
+        called when the first call is over, before any recheck."""
         try:
-            return await self._decide(drop_id, 0, requests)
+            try:
+                return await self._decide(drop_id, 0, requests)
+            finally:
+                landed()
         except AMBIGUOUS:
             pass  # sent or not, nobody knows: ask again under the same ids
         for delay in RECHECK_DELAYS:
