@@ -7,8 +7,6 @@ import asyncio
 import random
 import time
 
-import pytest
-
 from flashsale.engine.status_feed import Shut
 from tests.conftest import MakeStack
 from tests.invariants import Answer, assert_invariants
@@ -64,23 +62,6 @@ async def test_a_batched_burst_over_several_drops_keeps_every_invariant(
         mine = [a for d, a in answers if d == drop["id"]]
         stored = await assert_invariants(stack, drop["id"], mine)
         assert sum(o.quantity for o in stored) == 300
-
-
-@pytest.mark.parametrize("forward_first", [True, False], ids=["answer-lost", "request-lost"])
-async def test_a_severed_batch_answers_each_request_with_what_redis_decided(
-    make_stack: MakeStack, proxy: Proxy, forward_first: bool
-) -> None:
-    stack = await make_stack(redis_url=proxy.url)
-    drop = await stack.new_drop(stock=30, per_buyer_limit=1)
-    warm = await stack.buy(drop["id"], "warm-up")  # cached script: the severed call runs
-    proxy.sever_on(b"EVALSHA", forward_first=forward_first)
-    replies = await asyncio.gather(*(stack.buy(drop["id"], f"b{i}", key="k") for i in range(40)))
-    assert proxy.severed == 1
-    codes = sorted((r.status, r.code) for r in replies)
-    assert codes == [(201, None)] * 29 + [(409, "sold_out")] * 11
-    answers = [Answer("warm-up", 1, None, warm)]
-    answers += [Answer(f"b{i}", 1, "k", r) for i, r in enumerate(replies)]
-    assert len(await assert_invariants(stack, drop["id"], answers)) == 30
 
 
 async def test_redis_gone_for_a_batch_answers_each_503_and_makes_nothing(
