@@ -156,3 +156,19 @@ async def test_a_remembered_token_still_expires(stack: Stack) -> None:
     await asyncio.sleep(1.1)
     expired = await stack.call("POST", path, {"quantity": 1}, headers)
     assert (expired.status, expired.code) == (401, "unauthorized")
+
+
+async def test_a_gateway_started_after_the_sell_out_learns_it_from_redis(
+    make_stack: MakeStack,
+) -> None:
+    a = await make_stack(worker=False)  # no sweeper: every script call is a purchase's
+    drop = await a.new_drop(stock=1)
+    assert (await a.buy(drop["id"], "first")).status == 201
+    late = await make_stack(worker=False)  # subscribed after the message went out
+    await until(late.engine.feed.subscribed.is_set)
+    assert drop["id"] not in late.engine.feed.shut
+    assert (await late.buy(drop["id"], "second")).code == "sold_out"  # Redis said so
+    await until(lambda: drop["id"] in late.engine.feed.shut)
+    before = await script_calls(late)
+    assert (await late.buy(drop["id"], "third")).code == "sold_out"
+    assert await script_calls(late) == before

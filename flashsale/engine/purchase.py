@@ -148,6 +148,8 @@ class Purchaser:
         for (*_, answer), decision in zip(queue, decisions, strict=True):
             if not answer.done():  # a request cancelled meanwhile: its order stands
                 answer.set_result(decision)
+        if self.feed is not None and decisions[-1].outcome in REFUSED:
+            self.feed.refused(drop_id)
 
     async def decide(
         self, drop_id: str, requests: list[Request], landed: Callable[[], None] = lambda: None

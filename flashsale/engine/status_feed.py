@@ -46,6 +46,7 @@ class StatusFeed:
         self.verify_every = verify_every
         self.shut: dict[str, Shut] = {}
         self._generation: dict[str, int] = {}  # bumped by every message about a drop
+        self._learning: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.subscribed = asyncio.Event()
 
@@ -66,17 +67,31 @@ class StatusFeed:
     def heard(self, drop_id: str, status: str) -> None:
         self.forget(drop_id)
         if status in REFUSING:
-            self._spawn(self._learn(drop_id, status, self._generation[drop_id]))
+            self._spawn(self._learn(drop_id, self._generation[drop_id]))
+
+    def refused(self, drop_id: str) -> None:
+        """Redis refused a purchase as sold out or not live: a drop that sold out before this
+        process subscribed is learnt this way too (once; Redis's status decides)."""
+        if drop_id not in self.shut and drop_id not in self._learning:
+            self._spawn(self._learn(drop_id, self._generation.get(drop_id, 0)))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _learn(self, drop_id: str, status: str, generation: int) -> None:
+    async def _learn(self, drop_id: str, generation: int) -> None:
+        self._learning.add(drop_id)
+        try:
+            await self._read(drop_id, generation)
+        finally:
+            self._learning.discard(drop_id)
+
+    async def _read(self, drop_id: str, generation: int) -> None:
         keys = DropKeys.of(drop_id)
         try:
-            if text(await self._redis.hget(keys.drop, "status")) != status:
+            status = text(await self._redis.hget(keys.drop, "status"))
+            if status not in REFUSING:
                 return
             used: frozenset[str] | None = None
             if await self._redis.hlen(keys.idem) <= self.max_keys:
@@ -86,7 +101,7 @@ class StatusFeed:
         except RedisError as e:
             log.warning("could not read drop %s for the fast path: %s", drop_id, e)
             return
-        if self._generation.get(drop_id) == generation:
+        if self._generation.get(drop_id, 0) == generation:
             self.shut[drop_id] = Shut(status, used)
 
     async def _verify(self) -> None:
