@@ -25,13 +25,25 @@ def _env(name: str) -> str | None:
 
 
 def _kept(path: Path, make: str) -> str:
-    """Reads a secret kept in the data dir, creating it (owner-only) the first time."""
+    """Reads a secret kept in the data dir, creating it (owner-only) the first time.
+
+    Processes started together (`serve` and `worker` beside each other) may both find it
+    missing: it is written whole under another name and linked into place, so the one that
+    loses the race reads the winner's secret, never a half-written file.
+    """
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(make + "\n")
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    finally:
+        draft.unlink()
     return make
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import signal
 import socket
 import sqlite3
 import subprocess
 from pathlib import Path
+from threading import Barrier
 from typing import Any
 
 import aiohttp
 import jwt
 
+from flashsale.config import load
 from flashsale.redis_server import free_port
 from tests.processes import flashsale_env, run, spawn
 
@@ -141,3 +144,21 @@ def test_up_on_a_busy_port_says_so_and_leaves_nothing_running(tmp_path: Path) ->
     assert "cannot listen on" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "redis" / "redis.sock").exists()  # the Redis it started is gone
     assert not (tmp_path / "up.pid").exists()
+
+
+def _load_after(barrier: Barrier, data_dir: str) -> tuple[str, list[str]]:
+    barrier.wait()  # every process at the starting line: they race for the files
+    settings = load(data_dir=data_dir)
+    return settings.token_secret, settings.host_keys
+
+
+def test_processes_started_together_share_one_secret(tmp_path: Path) -> None:
+    """serve and worker started beside each other both create the data dir's secrets."""
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Manager().Barrier(12)
+    with ctx.Pool(12) as pool:
+        got = pool.starmap(_load_after, [(barrier, str(tmp_path))] * 12)
+    secret = (tmp_path / "token_secret").read_text().strip()
+    host_key = (tmp_path / "host_key").read_text().strip()
+    assert got == [(secret, [host_key])] * 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["host_key", "token_secret"]
