@@ -133,8 +133,8 @@ def _claim_orphan(server: RedisServer, settings: Settings) -> None:
 
 
 async def up(settings: Settings, host: str, port: int, workers: int = 1) -> None:
-    """Redis, the settlement worker and the sweeper here; `workers` gateway processes (one
-    runs in this process)."""
+    """Redis, the settlement worker and the sweeper in this process, and `workers` gateway
+    processes beside it (with one, the gateway runs in this process too)."""
     stop = stop_on_signals()
     server = RedisServer(settings.data_dir / "redis")
     _claim_orphan(server, settings)
