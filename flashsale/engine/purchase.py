@@ -33,7 +33,7 @@ from flashsale.engine.ids import is_drop_id, new_order_ids
 from flashsale.engine.models import Order, decode_order
 from flashsale.engine.redis import RedisClient
 from flashsale.engine.scripts import Scripts
-from flashsale.engine.status_feed import StatusFeed
+from flashsale.engine.status_feed import REFUSING, StatusFeed
 
 RECHECK_DELAYS = (0.05, 0.2, 0.5, 1.0)
 MAX_BATCH = 256  # purchases per script call: Redis runs nothing else while a script runs
@@ -54,7 +54,7 @@ class Decision:
 
 
 NOT_FOUND = Decision("not_found")
-REFUSED = {outcome: Decision(outcome) for outcome in ("sold_out", "not_live")}
+REFUSED = {outcome: Decision(outcome) for outcome in REFUSING.values()}
 
 
 Waiting = tuple[str, int, str, "asyncio.Future[Decision]"]  # buyer, quantity, key, answer
@@ -148,6 +148,8 @@ class Purchaser:
         for (*_, answer), decision in zip(queue, decisions, strict=True):
             if not answer.done():  # a request cancelled meanwhile: its order stands
                 answer.set_result(decision)
+        # Redis refused the batch's last purchase as sold out or not live: perhaps a
+        # message this process missed (the feed asks Redis once).
         if self.feed is not None and decisions[-1].outcome in REFUSED:
             self.feed.refused(drop_id)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import tempfile
 import time
 import uuid
@@ -35,6 +34,7 @@ from flashsale.engine.ids import new_order_ids
 from flashsale.engine.settlement import SettlementWorker, oldest_unsettled_ms
 from flashsale.engine.specs import DropSpec
 from flashsale.engine.store import OrderStore, open_store
+from flashsale.loadtest.results import Latency
 from flashsale.redis_server import RedisServer, free_port
 
 FILL_BATCH = 2_000  # purchases per script call while filling the stream
@@ -139,12 +139,6 @@ async def _sample_lag(engine: Engine, samples: list[int], stop: asyncio.Event) -
         await asyncio.sleep(SAMPLE_EVERY)
 
 
-def _p99(samples: list[int]) -> int:
-    """Nearest rank: the smallest sample at or above 99% of them."""
-    ranked = sorted(samples)
-    return ranked[max(0, math.ceil(0.99 * len(ranked)) - 1)] if ranked else 0
-
-
 async def _live(
     engine: Engine, store: OrderStore, rate: float, seconds: float
 ) -> tuple[float, int, list[int]]:
@@ -173,7 +167,8 @@ async def _measure_store(
         achieved, fed, lags = await _live(engine, store, rate, seconds)
     finally:
         await store.close()
-    return SettleFigures(name, orders, took, achieved, fed, max(lags, default=0), _p99(lags))
+    p99 = Latency.of(lags).percentiles.get(99.0, 0)  # the load tool's HDR percentiles, of ms
+    return SettleFigures(name, orders, took, achieved, fed, max(lags, default=0), p99)
 
 
 @asynccontextmanager
