@@ -66,7 +66,7 @@ class Gateways:
             if any(p.exitcode is not None for p in self.procs):
                 raise ConfigError("a gateway process exited while starting; see its output")
             try:
-                _, writer = await asyncio.open_connection(_reachable(self.host), self.port)
+                _, writer = await asyncio.open_connection(reachable(self.host), self.port)
                 writer.close()
                 return
             except OSError:
@@ -75,7 +75,8 @@ class Gateways:
                 await asyncio.sleep(0.05)
 
 
-def _reachable(host: str) -> str:
+def reachable(host: str) -> str:
+    """Where a client on this machine reaches a server listening on `host`."""
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 

@@ -26,7 +26,7 @@ from flashsale.engine.store import OrderStore, open_store
 from flashsale.gateway.app import build_app
 from flashsale.gateway.auth import Auth
 from flashsale.gateway.ratelimit import RateLimiter
-from flashsale.gateways import Gateways
+from flashsale.gateways import Gateways, reachable
 from flashsale.redis_server import RedisServer
 
 log = logging.getLogger("flashsale")
@@ -193,7 +193,7 @@ async def _start_gateways(
 
 
 def _banner(settings: Settings, host: str, port: int, workers: int) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = reachable(host)
     return "\n".join([
         "flashsale is up",
         f"  API         http://{shown}:{port}/v1/drops ({max(workers, 1)} gateway process(es))",
