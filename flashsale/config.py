@@ -7,9 +7,10 @@ beside `up` with no configuration at all.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ACKS = ("leader", "replica")
@@ -57,6 +58,11 @@ class Settings:
     acks: str = "leader"
     buyer_rate: float = 5.0  # purchases and payments per second a buyer keeps up
     buyer_burst: int = 20  # and how many they may send at once
+    # Per client address: high, because a mobile carrier's NAT puts many buyers behind one.
+    ip_rate: float = 1000.0
+    ip_burst: int = 5000
+    trusted_proxies: list[str] = field(default_factory=list)  # their X-Forwarded-For counts
+    max_in_flight: int = 1024  # API requests one gateway process works on at once
     claim_idle_ms: int = 30_000
 
     @property
@@ -116,5 +122,22 @@ def load(
         acks=acks,
         buyer_rate=number("FLASHSALE_BUYER_RATE", 5.0),
         buyer_burst=int(number("FLASHSALE_BUYER_BURST", 20)),
+        ip_rate=number("FLASHSALE_IP_RATE", 1000.0),
+        ip_burst=int(number("FLASHSALE_IP_BURST", 5000)),
+        trusted_proxies=_trusted_proxies(),
+        max_in_flight=max(1, int(number("FLASHSALE_MAX_IN_FLIGHT", 1024))),
         claim_idle_ms=int(number("FLASHSALE_CLAIM_IDLE_MS", 30_000)),
     )
+
+
+def _trusted_proxies() -> list[str]:
+    raw = _env("FLASHSALE_TRUSTED_PROXIES") or ""
+    proxies = [p.strip() for p in raw.split(",") if p.strip()]
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"FLASHSALE_TRUSTED_PROXIES: {proxy!r} is not an address or network"
+            ) from None
+    return proxies

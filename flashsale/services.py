@@ -25,7 +25,9 @@ from flashsale.engine.settlement import SettlementWorker, wait_settled
 from flashsale.engine.store import OrderStore, open_store
 from flashsale.gateway.app import build_app
 from flashsale.gateway.auth import Auth
-from flashsale.gateway.ratelimit import RateLimiter
+from flashsale.gateway.clients import ClientAddress
+from flashsale.gateway.ratelimit import Limit, RateLimiter
+from flashsale.gateway.state import Gateway
 from flashsale.gateways import Gateways, reachable
 from flashsale.redis_server import RedisServer
 
@@ -69,11 +71,18 @@ async def audit(settings: Settings, drop_id: str | None = None, wait: float = 10
 async def start_site(
     parts: Parts, settings: Settings, host: str, port: int, reuse_port: bool = False
 ) -> web.AppRunner:
-    auth = Auth(settings.token_secret, settings.host_keys)
-    limiter = RateLimiter(settings.buyer_rate, settings.buyer_burst)
-    runner = web.AppRunner(
-        build_app(parts.engine, parts.store, auth, limiter), access_log=None, shutdown_timeout=10
+    gw = Gateway(
+        engine=parts.engine,
+        store=parts.store,
+        auth=Auth(settings.token_secret, settings.host_keys),
+        limiter=RateLimiter(
+            Limit(settings.buyer_rate, settings.buyer_burst),
+            Limit(settings.ip_rate, settings.ip_burst),
+        ),
+        clients=ClientAddress(settings.trusted_proxies),
+        max_in_flight=settings.max_in_flight,
     )
+    runner = web.AppRunner(build_app(gw), access_log=None, shutdown_timeout=10)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()

@@ -1,4 +1,4 @@
-"""Builds the aiohttp application and runs it."""
+"""Builds the aiohttp application and runs its background loops."""
 
 from __future__ import annotations
 
@@ -7,32 +7,31 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from flashsale.engine.engine import Engine
-from flashsale.engine.store import OrderStore
 from flashsale.gateway import drops, health, orders, purchase
-from flashsale.gateway.auth import Auth
-from flashsale.gateway.errors import MAX_BODY, error_middleware
-from flashsale.gateway.ratelimit import RateLimiter
+from flashsale.gateway.errors import MAX_BODY
+from flashsale.gateway.middleware import gate
 from flashsale.gateway.state import GATEWAY, Gateway
 
 
-def build_app(
-    engine: Engine, store: OrderStore, auth: Auth, limiter: RateLimiter
-) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
-    app[GATEWAY] = Gateway(engine=engine, store=store, auth=auth, limiter=limiter)
+def build_app(gw: Gateway) -> web.Application:
+    app = web.Application(middlewares=[gate], client_max_size=MAX_BODY)
+    app[GATEWAY] = gw
     # The purchase route first: aiohttp tries the routes sharing a prefix in this order.
     for module in (purchase, drops, orders, health):
         app.add_routes(module.routes)
-    app.cleanup_ctx.append(_status_feed)
+    app.cleanup_ctx.append(_background)
     return app
 
 
-async def _status_feed(app: web.Application) -> AsyncIterator[None]:
-    """Follows drop status changes for the sold-out fast path while the app runs."""
-    engine = app[GATEWAY].engine
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """While the app runs: the drop status feed (sold-out fast path) and the sharing of
+    rate-limit counts with the other gateways."""
+    gw = app[GATEWAY]
     stop = asyncio.Event()
-    task = asyncio.create_task(engine.feed.run(stop, engine.url))
+    tasks = [
+        asyncio.create_task(gw.engine.feed.run(stop, gw.engine.url)),
+        asyncio.create_task(gw.limiter.run(gw.engine.redis, stop)),
+    ]
     yield
     stop.set()
-    await task
+    await asyncio.gather(*tasks)

@@ -9,7 +9,10 @@ from aiohttp import web
 from flashsale.engine.engine import Engine
 from flashsale.engine.store import OrderStore
 from flashsale.gateway.auth import Auth
+from flashsale.gateway.clients import ClientAddress
 from flashsale.gateway.ratelimit import RateLimiter
+
+MAX_IN_FLIGHT = 1024
 
 
 @dataclass
@@ -18,6 +21,10 @@ class Gateway:
     store: OrderStore
     auth: Auth
     limiter: RateLimiter
+    clients: ClientAddress
+    max_in_flight: int = MAX_IN_FLIGHT  # API requests this process works on at once
+    in_flight: int = 0
+    turned_away: int = 0  # answered 503 at once because max_in_flight were in progress
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
