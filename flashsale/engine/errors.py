@@ -12,8 +12,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 AMBIGUOUS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
 
 
+def never_sent(e: BaseException) -> bool:
+    """A command that failed before it left: no connection could be made (refused, timed
+    out connecting, or none free in the pool). Unlike a lost answer, nothing can have run."""
+    return isinstance(e, RedisConnectionError | RedisTimeoutError) and (
+        "connecting to" in str(e) or "No connection available" in str(e)
+    )
+
+
 class Unavailable(Exception):
     """Redis (or the order store) could not be reached in time; nothing was decided."""
 
 
-__all__ = ["AMBIGUOUS", "RedisError", "Unavailable"]
+__all__ = ["AMBIGUOUS", "RedisError", "Unavailable", "never_sent"]

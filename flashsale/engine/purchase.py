@@ -14,7 +14,9 @@ A lost answer is the one hard case. Each request's order id is chosen here, befo
 asked, and the script is idempotent by that id; so when the connection breaks after the
 script was sent, the batch is run again with the same ids (recheck) until Redis answers, and
 each buyer is told what was really decided. Only when Redis cannot be reached at all do they
-get 503, and a recheck that refuses voids the id for good (see purchase.lua).
+get 503, and a recheck that refuses voids the id for good (see purchase.lua). A batch that
+could not even connect was never sent: it is answered 503 at once, and for the next
+DOWN_S so is every purchase, without trying, until a batch gets through again.
 
 Before all that, a drop every gateway knows to be sold out or closed is refused at once,
 without Redis (status_feed.py).
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from flashsale.engine.errors import AMBIGUOUS, RedisError, Unavailable
+from flashsale.engine.errors import AMBIGUOUS, RedisError, Unavailable, never_sent
 from flashsale.engine.ids import is_drop_id, new_order_ids
 from flashsale.engine.models import Order, decode_order
 from flashsale.engine.redis import RedisClient
@@ -38,6 +40,7 @@ from flashsale.engine.status_feed import REFUSING, StatusFeed
 RECHECK_DELAYS = (0.05, 0.2, 0.5, 1.0)
 MAX_BATCH = 256  # purchases per script call: Redis runs nothing else while a script runs
 MAX_IN_FLIGHT = 2  # batches of one drop on their way to Redis at once, per process
+DOWN_S = 0.25  # after a failed connect, purchases are refused this long without trying
 
 Request = tuple[str, str, int, str]  # order id, buyer, quantity, idempotency key ("" = none)
 _pack = msgspec.msgpack.Encoder().encode
@@ -72,6 +75,7 @@ class Purchaser:
         self._flush_due = False
         self._in_flight: dict[str, int] = {}
         self._batches: set[asyncio.Task[None]] = set()
+        self._down_until = 0.0  # loop time until which Redis is taken to be unreachable
 
     def purchase(
         self, drop_id: str, buyer: str, quantity: int, idempotency_key: str | None = None
@@ -81,6 +85,9 @@ class Purchaser:
         answer: asyncio.Future[Decision] = loop.create_future()
         if not is_drop_id(drop_id):
             answer.set_result(NOT_FOUND)
+            return answer
+        if self._down_until and loop.time() < self._down_until:
+            answer.set_exception(Unavailable("Redis is unreachable"))
             return answer
         if self.feed is not None:
             refused = self.feed.refusal(drop_id, buyer, idempotency_key)
@@ -158,13 +165,20 @@ class Purchaser:
     ) -> list[Decision]:
         """Decides one batch, finding out what Redis did if the answer is lost; `landed` is
         called when the first call is over, before any recheck."""
+        loop = asyncio.get_running_loop()
         try:
             try:
-                return await self._decide(drop_id, 0, requests)
+                decisions = await self._decide(drop_id, 0, requests)
             finally:
                 landed()
-        except AMBIGUOUS:
-            pass  # sent or not, nobody knows: ask again under the same ids
+        except AMBIGUOUS as e:
+            if never_sent(e):
+                self._down_until = loop.time() + DOWN_S
+                raise Unavailable(f"Redis is unreachable: {e}") from e
+            # sent or not, nobody knows: ask again under the same ids
+        else:
+            self._down_until = 0.0
+            return decisions
         for delay in RECHECK_DELAYS:
             await asyncio.sleep(delay)
             try:

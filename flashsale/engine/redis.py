@@ -22,7 +22,9 @@ def connect(url: str, *, timeout: float = 5.0, max_connections: int = 128) -> Re
     seeds = [u.strip() for u in url.split(",") if u.strip()]
     common: dict[str, Any] = dict(
         socket_timeout=timeout,
-        socket_connect_timeout=timeout,
+        # A server on the network accepts in well under a second; one that does not is
+        # down, and callers should hear so at once (see purchase.py's fast 503).
+        socket_connect_timeout=min(timeout, 1.0),
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,
     )
