@@ -26,6 +26,7 @@ from flashsale.engine.store.base import (
 # empties itself at every commit, so a batch always starts from an empty one.
 STAGE = "orders_batch"
 UPSERT_STAGED = upsert_from_sql(STAGE)
+COMMAND_TIMEOUT_S = 15
 
 
 async def _make_stage(conn: asyncpg.Connection) -> None:
@@ -54,8 +55,15 @@ class PostgresStore:
                     await conn.execute(statement)
         finally:
             await conn.close()
+        # A statement that gets no answer (a network partition leaves no error) ends after
+        # COMMAND_TIMEOUT_S: the gateway answers 503, the worker retries its batch.
         self._pool = await asyncpg.create_pool(
-            self.dsn, min_size=1, max_size=4, timeout=10, init=_make_stage
+            self.dsn,
+            min_size=1,
+            max_size=4,
+            timeout=10,
+            command_timeout=COMMAND_TIMEOUT_S,
+            init=_make_stage,
         )
 
     async def close(self) -> None:
