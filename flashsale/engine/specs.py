@@ -14,7 +14,13 @@ from msgspec import Meta
 
 # Lua numbers are doubles: every amount (price x quantity) must stay exact below 2**53.
 MAX_EXACT = 2**53 - 1
-PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+# opens_at is kept as epoch ms and shown back in UTC: it must be a UTC time Python can
+# write (1970-01-01 to 9999-12-31). "0001-01-01T00:00:00+14:00" is year 0 in UTC, and
+# answering it failed after the drop was already in Redis.
+OPENS_AT_RANGE_S = (0, 253_402_300_800)
+# Anchored with \Z, not $: msgspec matches with re.search, and $ also matches before a
+# final newline, so "CNY\n" passed as a currency and "a\n" as a sku.
+PRINTABLE = r"^[^\x00-\x1f\x7f]+\Z"
 
 Text64 = Annotated[str, Meta(min_length=1, max_length=64, pattern=PRINTABLE)]
 Quantity = Annotated[int, Meta(ge=1, le=10**9)]
@@ -24,7 +30,7 @@ class DropSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sku: Text64
     title: Annotated[str, Meta(min_length=1, max_length=200, pattern=PRINTABLE)]
     price: Annotated[int, Meta(ge=0, le=MAX_EXACT)]
-    currency: Annotated[str, Meta(pattern="^[A-Z]{3}$")]
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}\Z")]
     stock: Quantity
     per_buyer_limit: Quantity = 1
     room: Text64 | None = None
@@ -34,6 +40,10 @@ class DropSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     def __post_init__(self) -> None:
         if self.price * self.per_buyer_limit > MAX_EXACT:
             raise ValueError("price x per_buyer_limit must stay below 2^53")
+        if self.opens_at is not None:
+            low, high = OPENS_AT_RANGE_S
+            if not low <= self.opens_at.timestamp() < high:
+                raise ValueError("opens_at must fall between 1970 and 9999 in UTC")
 
 
 class PurchaseSpec(msgspec.Struct, forbid_unknown_fields=True):

@@ -13,7 +13,10 @@ from aiohttp import web
 from flashsale.gateway.errors import ApiError
 from flashsale.gateway.tokens import Expired, FastHS256
 
-BUYER_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
+# No control characters, and no lone surrogates (they cannot be written as UTF-8, so a
+# signed token whose sub held one passed here and failed later, in Redis, as a 500). \Z,
+# not $, which also matches before a final newline and let "alice\n" through.
+BUYER_ID = re.compile(r"^[^\x00-\x1f\x7f\ud800-\udfff]{1,64}\Z")
 # Verifying a JWT costs more than the rest of a purchase: a buyer tapping again presents
 # the same token, so each process keeps the ones it verified, with their expiry.
 VERIFIED_MAX = 100_000
@@ -41,7 +44,9 @@ class Auth:
         self._verified: dict[str, tuple[Principal, int]] = {}
 
     def _is_host_key(self, token: str) -> bool:
-        given = token.encode()
+        # aiohttp keeps header bytes that are not UTF-8 as lone surrogates: such a token is
+        # no host key (and no JWT either), so compare its raw bytes rather than fail on them.
+        given = token.encode("utf-8", "surrogateescape")
         # Compare with every key, always: how long it takes says nothing about any key.
         found = False
         for key in self._host_keys:
@@ -68,6 +73,10 @@ class Auth:
             raise _unauthorized("the buyer token has expired")
         if self._is_host_key(token):
             return HOST
+        if not token.isascii():
+            # A JWT is base64url and dots. Anything else (UTF-8, or bytes aiohttp kept as
+            # surrogates) made the HMAC input or PyJWT raise UnicodeEncodeError: a 500.
+            raise _unauthorized("invalid credentials")
         try:
             fast = self._fast.verify(token)
         except Expired:

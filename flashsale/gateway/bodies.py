@@ -11,8 +11,9 @@ from aiohttp import web
 from flashsale.gateway.errors import ApiError
 
 T = TypeVar("T")
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
-DIGITS = re.compile(r"^[0-9]{1,12}$")
+# \Z, not $: $ also matches before a final newline, so "?limit=5%0A" was taken as 5.
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}\Z")
+DIGITS = re.compile(r"^[0-9]{1,12}\Z")
 
 
 def invalid(message: str) -> ApiError:

@@ -6,6 +6,7 @@ import base64
 import binascii
 import csv
 import io
+import re
 
 from aiohttp import web
 
@@ -18,6 +19,9 @@ from flashsale.gateway.state import gateway
 
 routes = web.RouteTableDef()
 PAGE_MAX = 10_000
+# A cursor is "s<seq>". At most 18 digits: the stores hold seq as a signed 64-bit integer,
+# and a forged cursor with a larger one made SQLite raise OverflowError (a 500, not a 400).
+CURSOR = re.compile(r"s[0-9]{1,18}")
 CSV_COLUMNS = (
     "id",
     "buyer",
@@ -91,7 +95,7 @@ def _after(cursor: str | None) -> int:
         return 0
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if raw.startswith("s") and raw[1:].isascii() and raw[1:].isdigit():
+        if CURSOR.fullmatch(raw):
             return int(raw[1:])
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
