@@ -26,6 +26,7 @@ from flashsale.engine.store import OrderStore, open_store
 from flashsale.gateway.app import build_app
 from flashsale.gateway.auth import Auth
 from flashsale.gateway.clients import ClientAddress
+from flashsale.gateway.protocol import answer_unreadable_in_json
 from flashsale.gateway.ratelimit import Limit, RateLimiter
 from flashsale.gateway.state import Gateway
 from flashsale.gateways import Gateways, reachable
@@ -84,6 +85,7 @@ async def start_site(
     )
     runner = web.AppRunner(build_app(gw), access_log=None, shutdown_timeout=10)
     await runner.setup()
+    answer_unreadable_in_json(runner)
     try:
         await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
     except OSError as e:
