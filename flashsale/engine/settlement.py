@@ -3,8 +3,12 @@
 Each worker is one consumer in every drop stream's group. It reads a batch, commits it to
 the store in one transaction, and only then XACKs; a worker killed in between leaves its
 entries pending, and another worker takes them over with XAUTOCLAIM once they have been idle
-for `claim_idle_ms`. The store's upsert makes a replayed entry change nothing, so the worst a
-crash costs is writing a batch twice.
+for `claim_idle_ms`. A worker that is alive but failed a batch (the store or Redis went away
+between the read and the XACK) reads its own pending entries again first, every retry, until
+they are settled: when the outage ends it catches up at once instead of waiting
+`claim_idle_ms` for its own entries, and a long outage does not pile up new entries in its
+hands. The store's upsert makes a replayed entry change nothing, so the worst a crash costs
+is writing a batch twice.
 
 On a single Redis one XREADGROUP reads every drop stream at once and BLOCKs briefly when
 there is nothing, so a new order is picked up at once and an idle worker costs nothing. On a
@@ -131,6 +135,7 @@ class SettlementWorker:
     idle_sleep: float = 0.005  # cluster: first pause after a read found nothing ...
     max_idle_sleep: float = 0.1  # ... doubling up to this while nothing comes
     settled: int = 0
+    retry_own: bool = False  # a batch failed: read this consumer's pending entries first
 
     @property
     def cluster(self) -> bool:
@@ -157,10 +162,17 @@ class SettlementWorker:
             return [pair for reply in replies for pair in reply]
         return await self._xreadgroup(streams, block_ms)
 
-    async def _xreadgroup(self, streams: list[str], block_ms: int | None) -> Work:
+    async def _read_own(self, streams: list[str]) -> Work:
+        """This consumer's own pending entries (delivered to it, never acknowledged)."""
+        if self.cluster:
+            replies = await asyncio.gather(*(self._xreadgroup([s], None, "0") for s in streams))
+            return [pair for reply in replies for pair in reply]
+        return await self._xreadgroup(streams, None, "0") if streams else []
+
+    async def _xreadgroup(self, streams: list[str], block_ms: int | None, at: str = ">") -> Work:
         # BLOCK 0 would wait forever: no block is None.
         reply = await self.redis.xreadgroup(
-            GROUP, self.consumer, dict.fromkeys(streams, ">"), count=self.batch,
+            GROUP, self.consumer, dict.fromkeys(streams, at), count=self.batch,
             block=block_ms or None,
         )  # fmt: skip
         pairs = cast(list[tuple[bytes, Entries]], reply or [])
@@ -174,10 +186,15 @@ class SettlementWorker:
         Redis, it waits that long for new entries when there are none yet.
         """
         streams = [DropKeys.of(d).events for d in await self.drops.ids()]
+        work: Work = []
         if claim_idle_ms is not None:
             work = await self._claim(streams, claim_idle_ms)
         else:
-            work = await self._read(streams, block_ms)
+            if self.retry_own:
+                work = await self._read_own(streams)
+                self.retry_own = bool(work)
+            if not work:
+                work = await self._read(streams, block_ms)
         if not work:
             return 0
         # An entry deleted after delivery (XDEL) comes back from XAUTOCLAIM without fields.
@@ -209,13 +226,14 @@ class SettlementWorker:
                 done = await self.step(idle, block_ms)
             except (RedisError, OSError) as exc:
                 log.warning("settlement step failed, will retry: %s", exc)
-                done = 0
+                done, self.retry_own = 0, True
                 await asyncio.sleep(0.5)
             except Exception:
-                # The store refused a batch (down, deadlock): nothing was acked, so it is
-                # read again as pending after claim_idle_ms, by this worker or another.
+                # The store refused a batch (down, deadlock): nothing was acked, so this
+                # worker reads it again (its own pending entries) before anything new; a
+                # worker that died instead leaves it to XAUTOCLAIM after claim_idle_ms.
                 log.exception("settling a batch failed, will retry")
-                done = 0
+                done, self.retry_own = 0, True
                 await asyncio.sleep(0.5)
             if done:
                 quiet = self.idle_sleep
