@@ -12,11 +12,12 @@ up its place at once, so a batch stuck in a recheck never holds up the next one.
 
 A lost answer is the one hard case. Each request's order id is chosen here, before Redis is
 asked, and the script is idempotent by that id; so when the connection breaks after the
-script was sent, the batch is run again with the same ids (recheck) until Redis answers, and
-each buyer is told what was really decided. Only when Redis cannot be reached at all do they
-get 503, and a recheck that refuses voids the id for good (see purchase.lua). A batch that
-could not even connect was never sent: it is answered 503 at once, and for the next
-DOWN_S so is every purchase, without trying, until a batch gets through again.
+script was sent, the batch is run again with the same ids (recheck) until Redis answers,
+however long that takes, and each buyer is told what was really decided: a 503 promises
+that no purchase was made, which nobody can promise of a script that may have run. A
+recheck that refuses voids the id for good (see purchase.lua). A batch that could not even
+connect was never sent: it is answered 503 at once, and for the next DOWN_S so is every
+purchase, without trying, until a batch gets through again.
 
 Before all that, a drop every gateway knows to be sold out or closed is refused at once,
 without Redis (status_feed.py).
@@ -25,6 +26,8 @@ without Redis (status_feed.py).
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,7 +40,9 @@ from flashsale.engine.redis import RedisClient
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.status_feed import REFUSING, StatusFeed
 
-RECHECK_DELAYS = (0.05, 0.2, 0.5, 1.0)
+log = logging.getLogger(__name__)
+
+RECHECK_DELAYS = (0.05, 0.2, 0.5, 1.0)  # then every RECHECK_DELAYS[-1] until Redis answers
 MAX_BATCH = 256  # purchases per script call: Redis runs nothing else while a script runs
 MAX_IN_FLIGHT = 2  # batches of one drop on their way to Redis at once, per process
 DOWN_S = 0.25  # after a failed connect, purchases are refused this long without trying
@@ -179,13 +184,15 @@ class Purchaser:
         else:
             self._down_until = 0.0
             return decisions
-        for delay in RECHECK_DELAYS:
-            await asyncio.sleep(delay)
+        delays = itertools.chain(RECHECK_DELAYS, itertools.repeat(RECHECK_DELAYS[-1]))
+        while True:
+            await asyncio.sleep(next(delays))
             try:
                 return await self._decide(drop_id, 1, requests)
-            except RedisError:
-                continue
-        raise Unavailable("Redis did not answer")
+            except RedisError as e:
+                if never_sent(e):  # still down: spare new purchases the attempt
+                    self._down_until = loop.time() + DOWN_S
+                log.warning("purchase batch of %s still undecided, rechecking: %r", drop_id, e)
 
     async def _decide(self, drop_id: str, recheck: int, requests: list[Request]) -> list[Decision]:
         """Runs one batch of purchases of one drop in a single script call."""
