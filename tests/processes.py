@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 def flashsale_env(redis_url: str, database_url: str, **extra: str) -> dict[str, str]:
@@ -18,6 +19,16 @@ def spawn(*args: str, env: dict[str, str], **kw: object) -> subprocess.Popen[str
         [sys.executable, "-m", "flashsale", *args], env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw,  # type: ignore[arg-type]
     )  # fmt: skip
+
+
+def spawn_logged(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Like spawn, but its output goes to a file: a process that logs a lot (a warning per
+    refused request during an outage) never blocks on a pipe nobody reads."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "flashsale", *args], env=env, stdout=out,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
 
 
 def run(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
