@@ -27,7 +27,7 @@ from flashsale.engine.models import Order
 from flashsale.gateway.auth import Auth
 from flashsale.redis_server import free_port
 from tests.invariants import Answer, assert_invariants
-from tests.processes import flashsale_env, spawn_logged
+from tests.processes import flashsale_env, spawn_logged, wait_ready
 from tests.stack import HOST_KEY, SECRET, Reply, Stack
 
 LOST = 0  # no answer: the connection broke, would not open, or timed out
@@ -278,18 +278,7 @@ class Service:
 
     async def ready(self, within: float = 30.0) -> None:
         """Until its /readyz answers 200 (a gateway, or `up`)."""
-        deadline = time.monotonic() + within
-        async with aiohttp.ClientSession() as http:
-            while True:
-                assert self.alive(), f"{self.name} exited:\n{self.output()}"
-                try:
-                    async with http.get(f"{self.base}/readyz") as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                assert time.monotonic() < deadline, f"{self.name} not ready:\n{self.output()}"
-                await asyncio.sleep(0.05)
+        await wait_ready(self.base, self.alive, self.output, within)
 
     def kill(self) -> None:
         """SIGKILL: the process dies at once, holding whatever it held."""

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import aiohttp
 
 
 def flashsale_env(redis_url: str, database_url: str, **extra: str) -> dict[str, str]:
@@ -36,3 +41,21 @@ def run(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.Comp
         [sys.executable, "-m", "flashsale", *args], env=env, text=True, capture_output=True,
         timeout=timeout,
     )  # fmt: skip
+
+
+async def wait_ready(
+    base: str, alive: Callable[[], bool], output: Callable[[], str], within: float = 30.0
+) -> None:
+    """Until the gateway (or `up`) at `base` answers /readyz with 200; fails if it exits."""
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession() as http:
+        while True:
+            assert alive(), f"{base} exited:\n{output()}"
+            try:
+                async with http.get(f"{base}/readyz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            assert time.monotonic() < deadline, f"{base} not ready:\n{output()}"
+            await asyncio.sleep(0.05)

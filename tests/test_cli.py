@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import multiprocessing
 import signal
 import socket
@@ -17,23 +16,14 @@ import jwt
 
 from flashsale.config import load
 from flashsale.redis_server import free_port
-from tests.processes import flashsale_env, run, spawn
+from tests.processes import flashsale_env, run, spawn, wait_ready
 
 
 async def _wait_ready(base: str, proc: subprocess.Popen[str], within: float = 30) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    async with aiohttp.ClientSession() as http:
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                async with http.get(f"{base}/readyz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            assert loop.time() < deadline, "not ready in time"
-            await asyncio.sleep(0.1)
+    def output() -> str:
+        return proc.stdout.read() if proc.stdout else ""
+
+    await wait_ready(base, lambda: proc.poll() is None, output, within)
 
 
 async def _call(method: str, url: str, token: str, body: Any = None) -> tuple[int, Any]:

@@ -9,6 +9,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,7 +23,7 @@ from flashsale.engine.redis import text
 from flashsale.engine.settlement import backlog
 from flashsale.engine.store.base import iter_orders
 from flashsale.redis_server import RedisServer, free_port
-from tests.burst import LOST, Burst, Fleet, assert_contract, plan_taps, until
+from tests.burst import LOST, Burst, Fleet, Service, assert_contract, plan_taps, until
 from tests.conftest import MakeStack
 from tests.processes import run
 from tests.proxy import Proxy
@@ -50,6 +51,31 @@ def _fleet(fleets: list[Fleet], redis_url: str, database_url: str, tmp: Path) ->
 async def _drop(stack: Stack) -> str:
     drop = await stack.new_drop(stock=STOCK, per_buyer_limit=LIMIT)
     return cast(str, drop["id"])
+
+
+@dataclass
+class FailOver:
+    """Gateway A and gateway B as processes, with a worker; a burst aimed at A whose
+    broken requests are sent again, same key and body, to B."""
+
+    a: Service
+    b: Service
+    stack: Stack
+    drop_id: str
+    burst: Burst
+
+
+async def _fail_over(
+    fleet: Fleet, make_stack: MakeStack, seed: str
+) -> tuple[FailOver, asyncio.Task[None]]:
+    a, b = fleet.gateway("gateway-a"), fleet.gateway("gateway-b")
+    fleet.worker("worker")
+    stack = await make_stack(worker=False)
+    await asyncio.gather(a.ready(), b.ready())
+    drop_id = await _drop(stack)
+    burst = Burst(drop_id, plan_taps(seed, taps=TAPS, buyers=BUYERS),
+                  lambda tries: a.base if tries == 0 else b.base)  # fmt: skip
+    return FailOver(a, b, stack, drop_id, burst), asyncio.create_task(burst.run())
 
 
 async def _consumers(stack: Stack, drop_id: str) -> dict[str, int]:
@@ -146,14 +172,14 @@ async def test_a_gateway_killed_mid_burst_loses_no_answered_order(
     """Gateway A SIGKILLed mid-burst; every buyer whose request broke sends it again, same
     key and body, to gateway B: the order A made (200) or a fresh decision."""
     fleet = _fleet(fleet_factory, redis_url, sqlite_url, tmp_path)
-    a, b = fleet.gateway("gateway-a"), fleet.gateway("gateway-b")
-    fleet.worker("worker")
-    stack = await make_stack(worker=False)
-    await asyncio.gather(a.ready(), b.ready())
-    drop_id = await _drop(stack)
-    taps = plan_taps("kg", taps=TAPS, buyers=BUYERS)
-    burst = Burst(drop_id, taps, lambda tries: a.base if tries == 0 else b.base)
-    firing = asyncio.create_task(burst.run())
+    failover, firing = await _fail_over(fleet, make_stack, "kg")
+    a, b, stack, drop_id, burst = (
+        failover.a,
+        failover.b,
+        failover.stack,
+        failover.drop_id,
+        failover.burst,
+    )
     await burst.until(0.3)
     a.kill()
     killed_at = time.monotonic()
@@ -281,14 +307,8 @@ async def test_sigterm_on_a_gateway_answers_what_it_has(
     """`flashsale serve` SIGTERMed mid-burst exits 0 within 15 s having answered every
     purchase it decided: no order of its reaches a buyer only as a replay from gateway B."""
     fleet = _fleet(fleet_factory, redis_url, sqlite_url, tmp_path)
-    a, b = fleet.gateway("gateway-a"), fleet.gateway("gateway-b")
-    fleet.worker("worker")
-    stack = await make_stack(worker=False)
-    await asyncio.gather(a.ready(), b.ready())
-    drop_id = await _drop(stack)
-    burst = Burst(drop_id, plan_taps("tg", taps=TAPS, buyers=BUYERS),
-                  lambda tries: a.base if tries == 0 else b.base)  # fmt: skip
-    firing = asyncio.create_task(burst.run())
+    failover, firing = await _fail_over(fleet, make_stack, "tg")
+    a, stack, drop_id, burst = failover.a, failover.stack, failover.drop_id, failover.burst
     signalled_at = await burst.until(0.3)
     code, took = await a.terminate()
     await firing
