@@ -95,7 +95,8 @@ async def test_redis_gone_for_a_batch_answers_each_503_and_makes_nothing(
 async def test_sold_out_is_answered_without_redis_but_replays_still_get_their_order(
     make_stack: MakeStack,
 ) -> None:
-    stack = await make_stack(worker=False)  # no sweeper: every script call is a purchase's
+    # No sweeper and no rate-limit counts to share: every script call is a purchase's.
+    stack = await make_stack(worker=False, buyer_rate=0)
     drop = await stack.new_drop(stock=2, per_buyer_limit=2)
     first = await stack.buy(drop["id"], "alice", 2, key="tap-1")
     assert first.status == 201
@@ -121,7 +122,7 @@ async def test_sold_out_is_answered_without_redis_but_replays_still_get_their_or
 async def test_closed_is_answered_without_redis_and_reopen_clears_it(
     make_stack: MakeStack,
 ) -> None:
-    stack = await make_stack(worker=False)
+    stack = await make_stack(worker=False, buyer_rate=0)  # as above: scripts are purchases
     drop = await stack.new_drop(stock=5)
     path = f"/v1/drops/{drop['id']}"
     await stack.call("POST", f"{path}/close", None, stack.as_host)
