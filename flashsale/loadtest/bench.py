@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flashsale.config import Settings
+from flashsale.engine.keys import DropKeys
 from flashsale.gateway.auth import Auth
 from flashsale.loadtest import fleet, settle_bench
 from flashsale.loadtest.firing import Job, Shot, Workload
@@ -52,7 +53,7 @@ class Measured:
     p50_ms: float
     p99_ms: float
     cpu_us: float | None = None  # the load tool's CPU per request
-    redis_bytes_per_order: float | None = None  # Redis memory grown per purchase made
+    redis_bytes_per_order: float | None = None  # the drop's Redis bytes per purchase made
 
 
 # ---- workloads for the tool's own client (closed loop, for a fixed time)
@@ -277,11 +278,14 @@ def _scale(
     for n in args.scale_buyers:
         fresh = [auth.mint(f"scale{n}-{i}", 24 * 3600) for i in range(n)]
         drop = asyncio.run(_new_drop(url, host_key, stock=10**9, per_buyer_limit=10**6))
-        before = int(client.info("memory")["used_memory"])
         m = _own(port, _purchase_loads(port, drop, fresh, procs, f"n{n}-"), conns, dur)
-        grown = int(client.info("memory")["used_memory"]) - before
+        # The drop's own keys, not Redis as a whole: rate-limit windows come and go beside
+        # them, and would make the figure noise.
+        keys = DropKeys.of(drop)
+        held = sum(int(client.memory_usage(k, samples=0) or 0) for k in keys)
+        made = int(client.hget(keys.drop, "seq") or 0)
         m.target = f"(d) {n:,} buyers"
-        m.redis_bytes_per_order = grown / max(1.0, m.rps * dur)
+        m.redis_bytes_per_order = held / max(1, made)
         rows.append(m)
     client.close()
     return rows
@@ -421,8 +425,8 @@ def main(args: argparse.Namespace) -> int:
         for m in rows:
             if m.redis_bytes_per_order is not None:
                 console.print(
-                    f"{m.target}: Redis grew {m.redis_bytes_per_order:,.0f} bytes per purchase "
-                    "(the order, its key, the buyer's count, the stream entry)"
+                    f"{m.target}: the drop's keys in Redis hold {m.redis_bytes_per_order:,.0f} "
+                    "bytes per purchase (the order, its key, the buyer's count, the stream entry)"
                 )
         cpu_us = [m.cpu_us for m in rows if m.cpu_us]
         if cpu_us:
