@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flashsale.engine.drops import Drops
+from flashsale.engine.live import LiveFeed
 from flashsale.engine.orders import Orders
 from flashsale.engine.purchase import Purchaser
 from flashsale.engine.redis import RedisClient, connect
@@ -21,6 +22,7 @@ class Engine:
         self.purchaser = Purchaser(redis, self.scripts, self.feed)
         self.orders = Orders(redis, self.scripts)
         self.sweeper = Sweeper(self.drops, self.scripts)
+        self.live = LiveFeed(redis, url)
 
     @classmethod
     def from_url(cls, url: str) -> Engine:
@@ -30,4 +32,5 @@ class Engine:
         await self.redis.ping()
 
     async def close(self) -> None:
+        await self.live.close()
         await self.redis.aclose()

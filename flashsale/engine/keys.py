@@ -14,6 +14,9 @@ GROUP = "settle"  # the settlement workers' consumer group on every drop stream
 DROP_INDEX = f"{PREFIX}:drops"  # zset: drop id scored by creation time (ms)
 # pub/sub: "<drop id> <status>" on every change of a drop's status (lib.lua set_status)
 STATUS_CHANNEL = f"{PREFIX}:status"
+# pub/sub: LIVE_CHANNEL + drop id gets "<remaining> <sold> <status>" after every script
+# that changed them (lib.lua publish_live), for /live
+LIVE_CHANNEL = f"{PREFIX}:live:"
 
 
 def room_index(room: str) -> str:

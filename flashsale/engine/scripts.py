@@ -5,11 +5,13 @@ from __future__ import annotations
 from importlib.resources import files
 from typing import Any
 
-from flashsale.engine.keys import STATUS_CHANNEL, DropKeys
+from flashsale.engine.keys import LIVE_CHANNEL, STATUS_CHANNEL, DropKeys
 from flashsale.engine.redis import RedisClient
 
 _LUA = files("flashsale.engine") / "lua"
-_LIB = f"local STATUS_CHANNEL = '{STATUS_CHANNEL}'\n" + (_LUA / "lib.lua").read_text("utf-8")
+_LIB = f"local STATUS_CHANNEL, LIVE_CHANNEL = '{STATUS_CHANNEL}', '{LIVE_CHANNEL}'\n" + (
+    _LUA / "lib.lua"
+).read_text("utf-8")
 
 
 class Scripts:

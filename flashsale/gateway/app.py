@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from flashsale.gateway import drops, health, orders, purchase
+from flashsale.gateway import drops, health, live, orders, purchase
 from flashsale.gateway.errors import MAX_BODY
 from flashsale.gateway.middleware import gate
 from flashsale.gateway.state import GATEWAY, Gateway
@@ -17,9 +17,10 @@ def build_app(gw: Gateway) -> web.Application:
     app = web.Application(middlewares=[gate], client_max_size=MAX_BODY)
     app[GATEWAY] = gw
     # The purchase route first: aiohttp tries the routes sharing a prefix in this order.
-    for module in (purchase, drops, orders, health):
+    for module in (purchase, drops, live, orders, health):
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_background)
+    app.on_shutdown.append(_end_streams)
     return app
 
 
@@ -35,3 +36,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     yield
     stop.set()
     await asyncio.gather(*tasks)
+
+
+async def _end_streams(app: web.Application) -> None:
+    """Open /live streams end now: otherwise shutdown would wait on them for its timeout."""
+    app[GATEWAY].stopping.set()

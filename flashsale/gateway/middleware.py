@@ -5,7 +5,8 @@ Admission control: a gateway takes at most `max_in_flight` API requests at once.
 is slow or the process is saturated, the next one is answered 503 with Retry-After at once
 rather than queued without bound, so a client learns in milliseconds to come back, and the
 requests already admitted keep their latency. Health and metrics are never turned away: a
-busy gateway is not a dead one.
+busy gateway is not a dead one; nor are /live streams counted, which stay open as long as
+someone watches.
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
             413, "payload_too_large", f"request bodies are at most {MAX_BODY} bytes"
         )
     gw = request.app[GATEWAY]
-    api = request.path.startswith("/v1/")
+    path = request.path
+    # A /live stream is open for as long as someone watches: it is not work in progress.
+    api = path.startswith("/v1/") and not path.endswith("/live")
     if api and gw.in_flight >= gw.max_in_flight:
         gw.turned_away += 1
         return _answer(_BUSY)
     gw.in_flight += api
     try:
-        if api:
+        if path.startswith("/v1/"):
             gw.limiter.check_ip(gw.clients.of(request))
         return await handler(request)
     except ApiError as e:

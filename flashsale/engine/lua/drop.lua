@@ -29,6 +29,8 @@ elseif op == 'restock' then
   local q = tonumber(ARGV[2])
   redis.call('HINCRBY', K_DROP, 'stock', q)
   redis.call('HINCRBY', K_DROP, 'remaining', q)
+  live_changed = true
   if status == 'sold_out' then set_status('live') end
 end
+publish_live()
 return redis.call('HGETALL', K_DROP)

@@ -1,5 +1,5 @@
 -- Shared by every script; scripts.py prepends it. KEYS are always DropKeys, in its order.
--- scripts.py also prepends STATUS_CHANNEL, from keys.py.
+-- scripts.py also prepends STATUS_CHANNEL and LIVE_CHANNEL, from keys.py.
 local K_DROP, K_BUYERS, K_IDEM, K_ORDERS, K_EVENTS, K_HOLDS, K_VOID =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local DROP_ID = string.match(K_DROP, '{(.-)}')
@@ -12,9 +12,21 @@ end
 
 -- Every gateway answers purchases of a sold-out or closed drop without asking Redis, so
 -- every change of status is published: a restock or a reopen reaches them at once.
+-- Whether this script changed what /live shows (remaining, sold, status).
+local live_changed = false
+
 local function set_status(status)
   redis.call('HSET', K_DROP, 'status', status)
   redis.call('PUBLISH', STATUS_CHANNEL, DROP_ID .. ' ' .. status)
+  live_changed = true
+end
+
+-- Once per script, at its end: the drop's counters for every gateway's /live viewers. One
+-- message per script call, so a batch of purchases is one message, never one per tap.
+local function publish_live()
+  if not live_changed then return end
+  local f = redis.call('HMGET', K_DROP, 'remaining', 'sold', 'status')
+  redis.call('PUBLISH', LIVE_CHANNEL .. DROP_ID, f[1] .. ' ' .. f[2] .. ' ' .. f[3])
 end
 
 -- A pending drop whose opens_at has passed is live; every script sees that at once,
@@ -42,6 +54,7 @@ local function release(order, now)
   redis.call('ZREM', K_HOLDS, order.id)
   redis.call('HINCRBY', K_DROP, 'remaining', q)
   redis.call('HINCRBY', K_DROP, 'sold', -q)
+  live_changed = true
   if redis.call('HINCRBY', K_BUYERS, order.buyer, -q) <= 0 then
     redis.call('HDEL', K_BUYERS, order.buyer)
   end

@@ -9,7 +9,11 @@ if order.status == 'confirmed' then return {'not_payable', packed} end
 if order.status ~= 'reserved' then return {'expired', packed} end
 
 local now = now_ms()
-if now >= order.expires_at then return {'expired', release(order, now)} end
+if now >= order.expires_at then
+  packed = release(order, now)
+  publish_live()
+  return {'expired', packed}
+end
 order.status = 'paid'
 order.ended_at = now
 packed = cmsgpack.pack(order)

@@ -79,6 +79,8 @@ end
 
 if created then
   redis.call('HSET', K_DROP, 'remaining', remaining, 'sold', sold, 'seq', seq)
+  live_changed = true
   if remaining == 0 and status == 'live' then set_status('sold_out') end
 end
+publish_live()
 return out

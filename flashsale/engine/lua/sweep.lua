@@ -14,4 +14,5 @@ for _, oid in ipairs(due) do
     redis.call('ZREM', K_HOLDS, oid)
   end
 end
+publish_live()
 return #due
