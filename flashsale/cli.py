@@ -10,11 +10,12 @@ from collections.abc import Sequence
 
 import uvloop
 
-from flashsale import config, services
+from flashsale import config, logs, services
 from flashsale.config import ConfigError, Settings
 from flashsale.engine.errors import RedisError
 from flashsale.engine.store import STORE_ERRORS
 from flashsale.gateways import Gateways, cores
+from flashsale.metrics import share_across_processes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help="FLASHSALE_DATABASE_URL")
     p.add_argument("--acks", choices=config.ACKS, help="FLASHSALE_ACKS")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--log-format", choices=logs.FORMATS, help="text lines or JSON objects (text)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("up", help="everything on this machine: Redis, SQLite, gateway, worker")
@@ -66,13 +68,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-
-
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     if workers <= 1:
         uvloop.run(services.serve(settings, host, port))
@@ -93,8 +88,8 @@ async def _audit(settings: Settings, drop: str | None, wait: float) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    _logging(args.verbose)
     try:
+        logs.setup(logging.DEBUG if args.verbose else logging.INFO, args.log_format)
         settings = config.load(
             data_dir=args.data_dir, redis_url=args.redis_url,
             database_url=args.database_url, acks=args.acks,
@@ -105,9 +100,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(Auth(settings.token_secret, settings.host_keys).mint(args.user, args.ttl))
             code = 0
         elif args.command == "up":
+            share_across_processes(settings.data_dir / "metrics" / str(args.port), fresh=True)
             uvloop.run(services.up(settings, args.host, args.port, args.workers))
             code = 0
         elif args.command == "serve":
+            share_across_processes(settings.data_dir / "metrics" / str(args.port), fresh=True)
             code = _serve(settings, args.host, args.port, args.workers)
         elif args.command == "worker":
             uvloop.run(services.work(settings, args.concurrency))

@@ -16,6 +16,7 @@ from multiprocessing.process import BaseProcess
 
 import uvloop
 
+from flashsale import logs
 from flashsale.config import ConfigError, Settings
 
 
@@ -26,7 +27,7 @@ def cores() -> int:
 
 def _gateway(settings: Settings, host: str, port: int, level: int) -> None:
     # A spawned process starts with no logging set up.
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.setup(level)
     from flashsale.services import serve  # services starts these processes: import it late
 
     uvloop.run(serve(settings, host, port, reuse_port=True))

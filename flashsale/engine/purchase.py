@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ from flashsale.engine.models import Order, decode_order
 from flashsale.engine.redis import RedisClient
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.status_feed import REFUSING, StatusFeed
+from flashsale.metrics import metrics
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +199,11 @@ class Purchaser:
     async def _decide(self, drop_id: str, recheck: int, requests: list[Request]) -> list[Decision]:
         """Runs one batch of purchases of one drop in a single script call."""
         packed = _pack(requests)
+        start = time.perf_counter()
         flat = await Scripts.call(self._scripts.purchase, drop_id, recheck, packed)
+        measured = metrics()
+        measured.batch_seconds.observe(time.perf_counter() - start)
+        measured.batch_size.observe(len(requests))
         return [
             Decision(flat[i].decode(), decode_order(flat[i + 1]) if flat[i + 1] else None)
             for i in range(0, len(flat), 2)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from flashsale.gateway import drops, health, live, orders, purchase
+from flashsale.gateway import console, drops, health, live, metrics, orders, purchase
 from flashsale.gateway.errors import MAX_BODY
 from flashsale.gateway.middleware import gate
 from flashsale.gateway.state import GATEWAY, Gateway
@@ -17,7 +17,8 @@ def build_app(gw: Gateway) -> web.Application:
     app = web.Application(middlewares=[gate], client_max_size=MAX_BODY)
     app[GATEWAY] = gw
     # The purchase route first: aiohttp tries the routes sharing a prefix in this order.
-    for module in (purchase, drops, live, orders, health):
+    # The console's pages last: they share no prefix with the API.
+    for module in (purchase, drops, live, orders, health, metrics, console):
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_end_streams)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 import msgspec
 from aiohttp import web
 
 MAX_BODY = 16 * 1024
+# The error code this request was last answered with (each request runs in its own task,
+# so its own context): the middleware counts purchase outcomes by it.
+ERROR_CODE: ContextVar[str | None] = ContextVar("error_code", default=None)
 
 # Codes for errors aiohttp raises itself (routing, body size, bad requests).
 BY_STATUS = {
@@ -42,6 +47,7 @@ def error_response(
 ) -> web.Response:
     response = json_response({"error": {"code": code, "message": message}}, status)
     response.headers.update(headers or {})
+    ERROR_CODE.set(code)  # for the metrics, without reading the body back
     return response
 
 

@@ -25,7 +25,6 @@ class Gateway:
     clients: ClientAddress
     max_in_flight: int = MAX_IN_FLIGHT  # API requests this process works on at once
     in_flight: int = 0
-    turned_away: int = 0  # answered 503 at once because max_in_flight were in progress
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set on shutdown
 
 

@@ -1,0 +1,128 @@
+"""GET /metrics: Prometheus text, for ops' dashboards (deploy/grafana/).
+
+Two parts. What the processes counted (purchases by outcome, request and Redis latency,
+batch sizes, settled orders; see flashsale/metrics.py), added up over every process of this
+gateway. And what only Redis knows, read at scrape time so no request pays for it: the
+settlement backlog and lag, and the remaining and sold units of each live drop. That part
+is the same on every gateway; it is left out, not an error, while Redis is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from flashsale.engine.engine import Engine
+from flashsale.engine.errors import RedisError
+from flashsale.engine.keys import GROUP, DropKeys
+from flashsale.engine.redis import text
+from flashsale.engine.settlement import backlog, oldest_unsettled_ms
+from flashsale.gateway.state import gateway
+from flashsale.metrics import metrics, shared_dir
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+SHOWN = ("live", "sold_out")  # drops whose stock a dashboard shows
+
+
+@routes.get("/metrics")
+async def scrape(request: web.Request) -> web.Response:
+    body = counted()
+    try:
+        async with asyncio.timeout(2.0):
+            body += exposition(await from_redis(gateway(request).engine))
+    except (RedisError, OSError) as e:
+        log.debug("metrics from Redis left out: %r", e)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def counted() -> bytes:
+    metrics()  # every metric exists from the start, at zero
+    where = shared_dir()
+    if where is None:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(where))
+    return generate_latest(registry)
+
+
+async def from_redis(engine: Engine) -> list[Metric]:
+    redis = engine.redis
+    ids = await engine.drops.ids()
+    fields = await asyncio.gather(
+        *(redis.hmget(DropKeys.of(i).drop, "status", "remaining", "sold") for i in ids)
+    )
+    remaining = GaugeMetricFamily(
+        "flashsale_drop_remaining", "Units left of each live or sold-out drop.", labels=["drop"]
+    )
+    sold = GaugeMetricFamily(
+        "flashsale_drop_sold", "Units sold of each live or sold-out drop.", labels=["drop"]
+    )
+    for drop_id, (status, left, gone) in zip(ids, fields, strict=True):
+        if status is not None and text(status) in SHOWN:
+            remaining.add_metric([drop_id], int(left or 0))
+            sold.add_metric([drop_id], int(gone or 0))
+    waiting, lag_ms, read = await asyncio.gather(
+        backlog(redis, engine.drops),
+        oldest_unsettled_ms(redis, engine.drops),
+        _settled(engine, ids),
+    )
+    families: list[Metric] = [
+        remaining,
+        sold,
+        GaugeMetricFamily(
+            "flashsale_settlement_backlog",
+            "Order events in Redis not yet written into the order store, over all drops.",
+            value=waiting,
+        ),
+        GaugeMetricFamily(
+            "flashsale_settlement_lag_seconds",
+            "Age of the oldest order event not yet in the order store (0: all settled).",
+            value=(lag_ms or 0) / 1000,
+        ),
+    ]
+    if read is not None:
+        families.append(
+            CounterMetricFamily(
+                "flashsale_stream_settled_events",
+                "Order events every settlement worker has acknowledged, over all drops.",
+                value=read,
+            )
+        )
+    return families
+
+
+async def _settled(engine: Engine, ids: list[str]) -> int | None:
+    """Acknowledged entries: read by the group minus still pending (Redis 7's entries-read;
+    None on older servers, which do not count reads)."""
+    total = 0
+    for drop_id in ids:
+        groups = await engine.redis.xinfo_groups(DropKeys.of(drop_id).events)
+        for group in groups:
+            if text(group["name"]) == GROUP:
+                if group.get("entries-read") is None:
+                    return None
+                total += int(group["entries-read"]) - int(group["pending"])
+    return total
+
+
+def exposition(families: list[Metric]) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fixed(families))
+    return generate_latest(registry)
+
+
+class _Fixed:
+    """A collector of families already read."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> list[Metric]:
+        return self._families
