@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import signal
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tests.conftest import MakeStack
 from tests.processes import flashsale_env, spawn_logged, wait_ready
 from tests.stack import Reply, Stack
 
+ROOT = Path(__file__).resolve().parent.parent
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -137,3 +139,20 @@ async def test_a_log_line_written_for_a_request_carries_its_id(
         )
     assert reply.status == 503 and request_id(reply) == "tap-7f3a"
     assert [r.request_id for r in caplog.records if "unavailable" in r.getMessage()] == ["tap-7f3a"]
+
+
+async def test_the_dashboard_asks_only_for_metrics_the_gateway_serves(stack: Stack) -> None:
+    drop = await stack.new_drop(stock=2)
+    assert (await stack.buy(drop["id"], "a")).status == 201
+    await stack.settle()
+    async with aiohttp.ClientSession() as http, http.get(f"{stack.base}/metrics") as r:
+        served = {s.name for f in text_string_to_metric_families(await r.text()) for s in f.samples}
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "flashsale.json").read_text())
+    asked = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bflashsale_[a-z_]+", target["expr"])
+    }
+    assert len(asked) >= 8
+    assert asked <= served, f"not served: {sorted(asked - served)}"
