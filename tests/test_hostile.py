@@ -880,7 +880,7 @@ def family_host_keys(w: World) -> None:
 
 def family_unknown_paths(w: World) -> None:
     """Paths that are no route: 404, JSON."""
-    known = {"healthz", "readyz", "metrics", "v1"}
+    known = {"healthz", "readyz", "metrics", "v1", "console"}  # "console": a page
 
     @examples(30)
     @given(

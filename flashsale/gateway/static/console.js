@@ -1,0 +1,464 @@
+// The host console: sign in with a host key, make and run drops, watch them sell.
+// Talks only to the public API (host calls carry `Authorization: Bearer <host key>`).
+
+import { api, count, Problem, say, sayProblem, STATUS_WORDS } from "./api.js";
+import { COMMON_CURRENCIES, examplePrice, formatMoney, isCurrency, minorDigits, toMinor } from "./money.js";
+
+const KEY = "flashsale.hostKey"; // sessionStorage: gone when the tab closes
+const LAST = "flashsale.lastDrop"; // localStorage: the form's last currency and room
+const RATE_WINDOW_MS = 2000; // orders per second: the change of `sold` over this window
+
+const $ = (id) => document.getElementById(id);
+
+const HOST_WORDS = {
+  unauthorized: "That host key was not accepted. Check it and sign in again.",
+  forbidden: "That is a buyer's key. Running drops needs a host key.",
+  not_found: "That drop was not found. It may belong to another server.",
+  invalid_request: "Something in the form is not right.",
+  rate_limited: "Too many requests at once. Wait a moment.",
+  unavailable: "The server is very busy or cannot reach its database. Nothing was changed.",
+};
+
+let hostKey = sessionStorage.getItem(KEY);
+let drop = null; // the drop on screen, as the API last showed it
+let feed = null; // its EventSource
+let samples = []; // [{t, sold}] for orders per second
+let peak = 0;
+// Open-to-sellout, as this screen saw it: `liveAt` when it saw the drop go live (or, if it
+// was already live, when it first saw it: `joined`), `soldOutAt` when it saw it sold out.
+let timing = { liveAt: null, soldOutAt: null, joined: false };
+
+// ---------------------------------------------------------------------------------------
+// Signing in
+
+async function signIn(key) {
+  // There is no "who am I" call: ask for the orders of a drop that cannot exist. A host key
+  // gets 404 (key fine, no such drop), anything else 401 or 403, and nothing is changed.
+  try {
+    await api("GET", "/v1/drops/~sign-in-check/orders?limit=1", { token: key, words: HOST_WORDS });
+  } catch (problem) {
+    if (problem instanceof Problem && problem.code === "not_found") return true;
+    throw problem;
+  }
+  return true;
+}
+
+function showSignedIn(on) {
+  $("signin-panel").hidden = on;
+  $("app").hidden = !on;
+  $("signout").hidden = !on;
+}
+
+$("signin-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const key = $("host-key").value.trim();
+  if (!key) return say($("signin-msg"), "Type or paste your host key first.", "bad");
+  $("signin").disabled = true;
+  say($("signin-msg"), "Checking the key…");
+  try {
+    await signIn(key);
+    hostKey = key;
+    sessionStorage.setItem(KEY, key);
+    $("host-key").value = "";
+    say($("signin-msg"), "");
+    showSignedIn(true);
+    await start();
+  } catch (problem) {
+    sayProblem($("signin-msg"), problem);
+  } finally {
+    $("signin").disabled = false;
+  }
+});
+
+$("signout").addEventListener("click", () => {
+  sessionStorage.removeItem(KEY);
+  hostKey = null;
+  stopFeed();
+  showSignedIn(false);
+});
+
+// A host call that fails with 401 means the key is no longer good: back to sign-in.
+async function hostCall(method, path, body, msg) {
+  try {
+    return (await api(method, path, { token: hostKey, body, words: HOST_WORDS })).body;
+  } catch (problem) {
+    if (problem instanceof Problem && problem.code === "unauthorized") {
+      sessionStorage.removeItem(KEY);
+      showSignedIn(false);
+      sayProblem($("signin-msg"), problem);
+    } else {
+      sayProblem(msg, problem);
+    }
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The drop on screen
+
+function show(d) {
+  // Keep the status this screen last saw of this drop: counters() times the sellout from it.
+  const before = drop !== null && drop.id === d.id ? drop.status : null;
+  drop = { ...d, status: before };
+  $("drop-panel").hidden = false;
+  $("drop-title").textContent = d.title;
+  $("drop-room").textContent = d.room ? `Room ${d.room}` : "";
+  $("drop-price").textContent = formatMoney(d.price, d.currency);
+  $("drop-id").textContent = d.id;
+  const link = $("buyer-link");
+  link.href = `/buy/${encodeURIComponent(d.id)}`;
+  if (d.opens_at && d.status === "pending") {
+    $("drop-opens").hidden = false;
+    $("drop-opens").textContent = `Opens by itself at ${new Date(d.opens_at).toLocaleString()}`;
+  } else {
+    $("drop-opens").hidden = true;
+  }
+  counters({ remaining: d.remaining, sold: d.sold, status: d.status });
+  document.title = `${d.title} · Host console`;
+  for (const b of document.querySelectorAll("#drops button")) {
+    b.setAttribute("aria-current", String(b.dataset.id === d.id));
+  }
+}
+
+function counters(c) {
+  const now = performance.now();
+  const before = drop.status;
+  drop.remaining = c.remaining;
+  drop.sold = c.sold;
+  drop.status = c.status;
+  $("remaining").textContent = count(c.remaining);
+  $("sold").textContent = count(c.sold);
+  $("drop-stock").textContent = `${count(c.remaining + c.sold)} units offered in all`;
+  const status = $("drop-status");
+  status.textContent = STATUS_WORDS[c.status] || c.status;
+  status.dataset.status = c.status;
+  const entry = document.querySelector(`#drops button[data-id="${CSS.escape(drop.id)}"] .s`);
+  if (entry) entry.textContent = summary(drop);
+  // Open is for a pending or closed drop; a sold-out one needs a restock.
+  $("open").disabled = c.status === "live" || c.status === "sold_out";
+  $("close").disabled = c.status === "closed";
+  time(before, c.status, now);
+  samples.push({ t: now, sold: c.sold });
+  rate(now);
+}
+
+function time(before, status, now) {
+  if (status === "live") {
+    if (timing.liveAt === null || timing.soldOutAt !== null) {
+      // A first look at a live drop started before this screen: timed from now, and said so.
+      timing = { liveAt: now, soldOutAt: null, joined: before === null };
+    }
+  } else if (status === "sold_out") {
+    if (timing.liveAt !== null && timing.soldOutAt === null) timing.soldOutAt = now;
+  } else if (timing.soldOutAt === null) {
+    timing = { liveAt: null, soldOutAt: null, joined: false }; // closed before selling out
+  }
+  const t = timing;
+  const label = t.joined ? "open to sold out (timed from when this screen joined)" : "open to sold out";
+  $("sellout-label").textContent = label;
+  $("sellout").textContent = t.soldOutAt !== null ? duration(t.soldOutAt - t.liveAt) : "–";
+}
+
+function duration(ms) {
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  return `${m}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
+}
+
+// Orders per second from the change of `sold`: over the last RATE_WINDOW_MS, or since the
+// first reading if that is shorter (at least 1 s, so one early sale is not a spike).
+function rate(now = performance.now()) {
+  while (samples.length > 1 && samples[1].t <= now - RATE_WINDOW_MS) samples.shift();
+  if (!samples.length) return;
+  const base = samples[0];
+  const last = samples[samples.length - 1];
+  const span = Math.max(now - Math.max(base.t, now - RATE_WINDOW_MS), 1000);
+  const perSecond = Math.max(0, last.sold - base.sold) / (span / 1000);
+  peak = Math.max(peak, perSecond);
+  $("rate").textContent = perSecond < 10 ? perSecond.toFixed(1) : count(Math.round(perSecond));
+  $("peak").textContent = peak > 0 ? `peak ${peak < 10 ? peak.toFixed(1) : count(Math.round(peak))}` : "";
+}
+setInterval(() => drop && rate(), 250);
+
+function watch(d) {
+  stopFeed();
+  samples = [];
+  peak = 0;
+  timing = { liveAt: null, soldOutAt: null, joined: false };
+  drop = null; // the first reading decides how the sellout is timed
+  show(d);
+  const source = new EventSource(`/v1/drops/${encodeURIComponent(d.id)}/live`);
+  feed = source;
+  $("live-state").textContent = "Connecting the live counter…";
+  source.addEventListener("stock", (event) => {
+    if (feed !== source) return;
+    const before = drop.status;
+    const c = JSON.parse(event.data);
+    counters(c);
+    $("live-state").textContent = "Live counter on.";
+    if (before !== null && before !== c.status) changed(c.status);
+  });
+  source.addEventListener("error", () => {
+    if (feed !== source) return;
+    $("live-state").textContent =
+      source.readyState === EventSource.CLOSED
+        ? "The live counter stopped. Tap the drop in the list to start it again."
+        : "The live counter lost the connection and is reconnecting…";
+  });
+  history.replaceState(null, "", `#drop=${encodeURIComponent(d.id)}`);
+}
+
+// A change the host did not make here (buyers, the schedule, another console): the last
+// message would be stale, so it is replaced by what happened.
+function changed(status) {
+  const words = {
+    live: ["On sale now.", "ok"],
+    sold_out: [timing.soldOutAt !== null
+      ? `Sold out in ${duration(timing.soldOutAt - timing.liveAt)}! Restock to sell more, or Close.`
+      : "Sold out! Restock to sell more, or Close.", "ok"],
+    closed: ["The drop was closed.", "info"],
+  }[status];
+  if (words) say($("drop-msg"), words[0], words[1]);
+}
+
+function stopFeed() {
+  if (feed) feed.close();
+  feed = null;
+}
+
+async function act(button, path, body, done) {
+  const msg = $("drop-msg");
+  button.disabled = true;
+  say(msg, "");
+  const d = await hostCall("POST", path, body, msg);
+  button.disabled = false;
+  if (d) {
+    show(d);
+    say(msg, done(d), "ok");
+    loadList();
+  }
+}
+
+$("open").addEventListener("click", () =>
+  act($("open"), `/v1/drops/${encodeURIComponent(drop.id)}/open`, undefined, (d) =>
+    d.status === "live" ? "The drop is open. Buyers can buy now." : "Opened, but nothing is left to sell."));
+
+$("close").addEventListener("click", () =>
+  act($("close"), `/v1/drops/${encodeURIComponent(drop.id)}/close`, undefined, () =>
+    "The drop is closed. Nobody can buy until you open it again."));
+
+$("restock-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = $("restock-qty").value.trim();
+  if (!/^\d+$/.test(text) || Number(text) < 1) {
+    return say($("drop-msg"), "Units to add must be a whole number, 1 or more.", "bad");
+  }
+  const quantity = Number(text);
+  act($("restock"), `/v1/drops/${encodeURIComponent(drop.id)}/restock`, { quantity }, (d) =>
+    `Added ${count(quantity)} units. ${count(d.remaining)} left now.`);
+});
+
+// The orders file needs the host key in a header, which a plain link cannot carry: fetch
+// it, then save it through a Blob link. A UTF-8 mark first, so spreadsheet programs show
+// non-Latin buyer ids right.
+$("csv").addEventListener("click", async () => {
+  const msg = $("drop-msg");
+  const id = drop.id;
+  $("csv").disabled = true;
+  say(msg, "Preparing the orders file…");
+  try {
+    const { response } = await api("GET", `/v1/drops/${encodeURIComponent(id)}/orders?format=csv`, {
+      token: hostKey, words: HOST_WORDS, raw: true,
+    });
+    const blob = new Blob(["\ufeff", await response.blob()], { type: "text/csv;charset=utf-8" });
+    const url = URL.createObjectURL(blob);
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = `orders-${id}.csv`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    say(msg, "The orders file is downloading.", "ok");
+  } catch (problem) {
+    sayProblem(msg, problem);
+  } finally {
+    $("csv").disabled = false;
+  }
+});
+
+// ---------------------------------------------------------------------------------------
+// Making a drop
+
+function wholeNumber(id, name, min) {
+  const text = $(id).value.trim();
+  if (!/^\d+$/.test(text) || Number(text) < min) {
+    throw new Error(`“${name}” must be a whole number, ${min} or more.`);
+  }
+  return Number(text);
+}
+
+function readForm() {
+  const title = $("title").value.trim();
+  const sku = $("sku").value.trim();
+  const currency = $("currency").value.trim().toUpperCase();
+  if (!title) throw new Error("Give the product a name.");
+  if (!sku) throw new Error("Give the product a code (SKU), for example LOTUS-1.");
+  if (!isCurrency(currency)) throw new Error("The currency is three letters, like CNY, USD or EUR.");
+  const spec = {
+    title,
+    sku,
+    price: toMinor($("price").value, currency),
+    currency,
+    stock: wholeNumber("stock", "Units for sale", 1),
+    per_buyer_limit: wholeNumber("limit", "Most one buyer may buy", 1),
+    payment_window_s: wholeNumber("window", "Time to pay", 0) * 60,
+  };
+  const room = $("room").value.trim();
+  if (room) spec.room = room;
+  const opens = $("opens-at").value;
+  if (opens) {
+    const at = new Date(opens); // the phone's local time, sent as RFC 3339 in UTC
+    if (Number.isNaN(at.getTime())) throw new Error("That opening time is not a real date.");
+    spec.opens_at = at.toISOString();
+  }
+  return spec;
+}
+
+$("create-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const msg = $("create-msg");
+  let spec;
+  try {
+    spec = readForm();
+  } catch (error) {
+    return say(msg, error.message, "bad");
+  }
+  $("create").disabled = true;
+  say(msg, "Creating the drop…");
+  const d = await hostCall("POST", "/v1/drops", spec, msg);
+  $("create").disabled = false;
+  if (!d) return;
+  localStorage.setItem(LAST, JSON.stringify({ currency: spec.currency, room: spec.room || "" }));
+  say(msg, `Created “${d.title}”. Tap Open when you are ready.`, "ok");
+  for (const id of ["title", "sku", "price", "stock", "opens-at"]) $(id).value = "";
+  priceHint();
+  watch(d);
+  say($("drop-msg"), "New drop ready. Tap Open to start selling.", "ok");
+  $("drop-panel").scrollIntoView({ behavior: "smooth", block: "start" });
+  if (spec.room) $("room-filter").value = spec.room;
+  loadList();
+});
+
+function priceHint() {
+  const currency = $("currency").value.trim().toUpperCase();
+  if (!isCurrency(currency)) {
+    $("price-hint").textContent = "Currency: three letters, like CNY, USD or EUR.";
+    return;
+  }
+  let name = currency;
+  try {
+    name = new Intl.DisplayNames([navigator.language], { type: "currency" }).of(currency) || currency;
+  } catch {
+    /* an unknown code: show it as it is */
+  }
+  const digits = minorDigits(currency);
+  const how = digits === 0 ? "a whole number" : `up to ${digits} digits after the point`;
+  $("price").placeholder = examplePrice(currency);
+  let seen = "";
+  try {
+    if ($("price").value.trim()) seen = ` Buyers will see ${formatMoney(toMinor($("price").value, currency), currency)}.`;
+  } catch (error) {
+    seen = ` ${error.message}`;
+  }
+  $("price-hint").textContent = `Price in ${name}: ${how}, like ${examplePrice(currency)}.${seen}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// The list of drops
+
+function summary(d) {
+  return [
+    STATUS_WORDS[d.status] || d.status,
+    `${count(d.remaining)} of ${count(d.remaining + d.sold)} left`,
+    formatMoney(d.price, d.currency),
+    d.room ? `room ${d.room}` : "",
+  ].filter(Boolean).join(" · ");
+}
+
+async function loadList() {
+  const room = $("room-filter").value.trim();
+  const path = room ? `/v1/drops?room=${encodeURIComponent(room)}` : "/v1/drops";
+  let drops;
+  try {
+    drops = (await api("GET", path, { words: HOST_WORDS })).body.drops;
+  } catch (problem) {
+    return sayProblem($("list-msg"), problem);
+  }
+  say($("list-msg"), drops.length ? "" : room ? `No drops in room ${room} yet.` : "No drops yet.");
+  const items = drops.map((d) => {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.dataset.id = d.id;
+    b.setAttribute("aria-current", String(drop !== null && drop.id === d.id));
+    const t = document.createElement("span");
+    t.className = "t";
+    t.textContent = d.title;
+    const s = document.createElement("span");
+    s.className = "s";
+    s.textContent = summary(d);
+    b.append(t, s);
+    b.addEventListener("click", () => {
+      say($("drop-msg"), "");
+      watch(d);
+      $("drop-panel").scrollIntoView({ behavior: "smooth", block: "start" });
+    });
+    li.append(b);
+    return li;
+  });
+  $("drops").replaceChildren(...items);
+}
+
+$("list-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  loadList();
+});
+
+// ---------------------------------------------------------------------------------------
+// Start
+
+async function start() {
+  const last = JSON.parse(localStorage.getItem(LAST) || "{}");
+  if (last.currency) $("currency").value = last.currency;
+  if (last.room) {
+    $("room").value = last.room;
+    $("room-filter").value = last.room;
+  }
+  priceHint();
+  await loadList();
+  const m = /^#drop=(.+)$/.exec(location.hash);
+  if (m) {
+    try {
+      const id = encodeURIComponent(decodeURIComponent(m[1]));
+      watch((await api("GET", `/v1/drops/${id}`, { words: HOST_WORDS })).body);
+    } catch (problem) {
+      sayProblem($("list-msg"), problem);
+    }
+  }
+}
+
+$("currencies").replaceChildren(
+  ...COMMON_CURRENCIES.map((c) => Object.assign(document.createElement("option"), { value: c })),
+);
+for (const id of ["currency", "price"]) $(id).addEventListener("input", priceHint);
+
+if (hostKey) {
+  showSignedIn(true);
+  start();
+} else {
+  showSignedIn(false);
+  $("host-key").focus();
+}
+document.documentElement.dataset.ready = "true"; // for tests: the module has run
