@@ -95,9 +95,6 @@ def load(
     acks = acks or _env("FLASHSALE_ACKS") or "leader"
     if acks not in ACKS:
         raise ConfigError(f"FLASHSALE_ACKS must be one of {', '.join(ACKS)}, not {acks!r}")
-    if acks == "replica":
-        # Waiting for a replica before answering comes with Redis Cluster support.
-        raise ConfigError("FLASHSALE_ACKS=replica is not supported by this version yet")
     keys = _env("FLASHSALE_HOST_KEYS")
     host_keys = [k.strip() for k in keys.split(",") if k.strip()] if keys else []
     if not host_keys:

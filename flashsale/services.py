@@ -52,7 +52,7 @@ class Parts:
 
 @contextlib.asynccontextmanager
 async def connected(settings: Settings) -> AsyncIterator[Parts]:
-    engine = Engine.from_url(settings.require_redis())
+    engine = Engine.from_url(settings.require_redis(), settings.acks)
     store = open_store(settings.database_url)
     try:
         await store.open()
@@ -111,6 +111,7 @@ def _workers(parts: Parts, settings: Settings, concurrency: int) -> list[Settlem
             parts.store,
             parts.engine.drops,
             claim_idle_ms=settings.claim_idle_ms,
+            replicas=parts.engine.replicas,
         )
         for _ in range(concurrency)
     ]

@@ -143,8 +143,9 @@ async def start_stack(
     tasks: list[asyncio.Task[None]] = []
     if worker:
         stack.worker = SettlementWorker(
-            parts.engine.redis, parts.store, parts.engine.drops, claim_idle_ms=claim_idle_ms
-        )
+            parts.engine.redis, parts.store, parts.engine.drops, claim_idle_ms=claim_idle_ms,
+            replicas=parts.engine.replicas,
+        )  # fmt: skip
         parts.engine.sweeper.interval = sweep_interval
         tasks.append(asyncio.create_task(stack.worker.run(stack.stop)))
         tasks.append(asyncio.create_task(parts.engine.sweeper.run(stack.stop)))

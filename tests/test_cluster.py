@@ -3,64 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import random
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
 from flashsale.engine.keys import DropKeys
-from flashsale.redis_server import RedisServer, redis_binary
+from tests.cluster import start_cluster
 from tests.conftest import MakeStack
 from tests.invariants import Answer, assert_invariants
 
 
-def _port_with_free_bus() -> int:
-    """A free port whose cluster bus port (port + 10000, on Redis 6.2 and 7) is free too."""
-    rng = random.Random()
-    while True:
-        port = rng.randrange(20_000, 55_000)
-        try:
-            for p in (port, port + 10_000):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return port
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    nodes = []
-    for _ in range(3):
-        port = _port_with_free_bus()
-        directory: Path = tmp_path_factory.mktemp(f"node{port}")
-        extra = ("--cluster-enabled", "yes", "--cluster-config-file", str(directory / "nodes.conf"),
-                 "--cluster-node-timeout", "1000")  # fmt: skip
-        nodes.append(RedisServer(directory, port=port, appendonly=False, extra=extra).start())
-    try:
-        addresses = [f"127.0.0.1:{n.port}" for n in nodes]
-        subprocess.run(
-            [redis_binary("redis-cli"), "--cluster", "create", *addresses,
-             "--cluster-replicas", "0",
-             "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        for n in nodes:
-            client = redis.Redis(port=n.port)
-            while client.cluster("info").get("cluster_state") != "ok":  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "the cluster did not come up"
-                time.sleep(0.1)
-            client.close()
-        yield ",".join(f"redis://{a}" for a in addresses)
-    finally:
-        for n in nodes:
-            n.kill()
+    started = start_cluster(tmp_path_factory, masters=3)
+    yield started.url
+    started.stop()
 
 
 async def test_purchases_on_a_three_master_cluster(make_stack: MakeStack, cluster: str) -> None:

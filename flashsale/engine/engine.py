@@ -7,30 +7,34 @@ from flashsale.engine.live import LiveFeed
 from flashsale.engine.orders import Orders
 from flashsale.engine.purchase import Purchaser
 from flashsale.engine.redis import RedisClient, connect
+from flashsale.engine.replicas import ReplicaAcks
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.status_feed import StatusFeed
 from flashsale.engine.sweeper import Sweeper
 
 
 class Engine:
-    def __init__(self, redis: RedisClient, url: str) -> None:
+    def __init__(self, redis: RedisClient, url: str, acks: str = "leader") -> None:
         self.redis = redis
         self.url = url
         self.scripts = Scripts(redis)
         self.feed = StatusFeed(redis)
         self.drops = Drops(redis, self.scripts, self.feed)
-        self.purchaser = Purchaser(redis, self.scripts, self.feed)
+        self.replicas = ReplicaAcks(redis) if acks == "replica" else None
+        self.purchaser = Purchaser(redis, self.scripts, self.feed, self.replicas)
         self.orders = Orders(redis, self.scripts)
         self.sweeper = Sweeper(self.drops, self.scripts)
         self.live = LiveFeed(redis, url)
 
     @classmethod
-    def from_url(cls, url: str) -> Engine:
-        return cls(connect(url), url)
+    def from_url(cls, url: str, acks: str = "leader") -> Engine:
+        return cls(connect(url), url, acks)
 
     async def ping(self) -> None:
         await self.redis.ping()
 
     async def close(self) -> None:
         await self.live.close()
+        if self.replicas is not None:
+            await self.replicas.close()
         await self.redis.aclose()

@@ -17,7 +17,7 @@ however long that takes, and each buyer is told what was really decided: a 503 p
 that no purchase was made, which nobody can promise of a script that may have run. A
 recheck that refuses voids the id for good (see purchase.lua). A batch that could not even
 connect was never sent: it is answered 503 at once, and for the next DOWN_S so is every
-purchase, without trying, until a batch gets through again.
+purchase of a drop on that Redis node, without trying, until a batch gets through again.
 
 Before all that, a drop every gateway knows to be sold out or closed is refused at once,
 without Redis (status_feed.py).
@@ -31,13 +31,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
+from redis.asyncio.cluster import RedisCluster
 
 from flashsale.engine.errors import AMBIGUOUS, RedisError, Unavailable, never_sent
 from flashsale.engine.ids import is_drop_id, new_order_ids
+from flashsale.engine.keys import DropKeys
 from flashsale.engine.models import Order, decode_order
 from flashsale.engine.redis import RedisClient
+from flashsale.engine.replicas import ReplicaAcks
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.status_feed import REFUSING, StatusFeed
 from flashsale.metrics import metrics
@@ -72,17 +76,24 @@ Waiting = tuple[str, int, str, "asyncio.Future[Decision]"]  # buyer, quantity, k
 
 class Purchaser:
     def __init__(
-        self, redis: RedisClient, scripts: Scripts, feed: StatusFeed | None = None
+        self,
+        redis: RedisClient,
+        scripts: Scripts,
+        feed: StatusFeed | None = None,
+        replicas: ReplicaAcks | None = None,
     ) -> None:
         self._redis = redis
         self._scripts = scripts
         self.feed = feed
+        self.replicas = replicas  # acks=replica: decisions count once a replica has them
         self.max_batch = MAX_BATCH
         self._queues: dict[str, list[Waiting]] = {}
         self._flush_due = False
         self._in_flight: dict[str, int] = {}
         self._batches: set[asyncio.Task[None]] = set()
-        self._down_until = 0.0  # loop time until which Redis is taken to be unreachable
+        # Redis node (name; "" for a single Redis) -> loop time until which it is taken to be
+        # unreachable: on a cluster one dead primary must not refuse the others' drops.
+        self._down: dict[str, float] = {}
 
     def purchase(
         self, drop_id: str, buyer: str, quantity: int, idempotency_key: str | None = None
@@ -93,7 +104,7 @@ class Purchaser:
         if not is_drop_id(drop_id):
             answer.set_result(NOT_FOUND)
             return answer
-        if self._down_until and loop.time() < self._down_until:
+        if self._down and loop.time() < self._down.get(self._node(drop_id), 0.0):
             answer.set_exception(Unavailable("Redis is unreachable"))
             return answer
         if self.feed is not None:
@@ -111,6 +122,12 @@ class Purchaser:
         elif self._in_flight.get(drop_id, 0) < MAX_IN_FLIGHT:
             self._flush_soon()
         return answer
+
+    def _node(self, drop_id: str) -> str:
+        if isinstance(self._redis, RedisCluster):
+            node = self._redis.get_node_from_key(DropKeys.of(drop_id).drop)
+            return node.name if node is not None else "?"
+        return ""
 
     def _flush_soon(self) -> None:
         """At the end of this tick, when every request ready now has queued."""
@@ -180,11 +197,12 @@ class Purchaser:
                 landed()
         except AMBIGUOUS as e:
             if never_sent(e):
-                self._down_until = loop.time() + DOWN_S
+                self._down[self._node(drop_id)] = loop.time() + DOWN_S
                 raise Unavailable(f"Redis is unreachable: {e}") from e
             # sent or not, nobody knows: ask again under the same ids
         else:
-            self._down_until = 0.0
+            if self._down:
+                self._down.pop(self._node(drop_id), None)
             return decisions
         delays = itertools.chain(RECHECK_DELAYS, itertools.repeat(RECHECK_DELAYS[-1]))
         while True:
@@ -193,14 +211,31 @@ class Purchaser:
                 return await self._decide(drop_id, 1, requests)
             except RedisError as e:
                 if never_sent(e):  # still down: spare new purchases the attempt
-                    self._down_until = loop.time() + DOWN_S
+                    self._down[self._node(drop_id)] = loop.time() + DOWN_S
                 log.warning("purchase batch of %s still undecided, rechecking: %r", drop_id, e)
+
+    async def _decide_replicated(self, drop_id: str, recheck: int, packed: bytes) -> Any:
+        """The script, then WAIT for a replica on the same connection (replicas.py). A node
+        that just lost its replica gets no new batch: 503 at once, nothing sent."""
+        assert self.replicas is not None
+        keys = DropKeys.of(drop_id)
+        if not recheck and self.replicas.refuses(keys.drop):
+            raise Unavailable("no replica of this drop's Redis acknowledges writes")
+        script = self._scripts.purchase
+        command = ("EVALSHA", script.sha, len(keys), *keys, recheck, packed)
+        (flat,) = await self.replicas.run(keys.drop, [command], {script.sha: script.script})
+        if isinstance(flat, Exception):
+            raise flat
+        return flat
 
     async def _decide(self, drop_id: str, recheck: int, requests: list[Request]) -> list[Decision]:
         """Runs one batch of purchases of one drop in a single script call."""
         packed = _pack(requests)
         start = time.perf_counter()
-        flat = await Scripts.call(self._scripts.purchase, drop_id, recheck, packed)
+        if self.replicas is None:
+            flat = await Scripts.call(self._scripts.purchase, drop_id, recheck, packed)
+        else:
+            flat = await self._decide_replicated(drop_id, recheck, packed)
         measured = metrics()
         measured.batch_seconds.observe(time.perf_counter() - start)
         measured.batch_size.observe(len(requests))

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 RedisClient: TypeAlias = Redis | RedisCluster
@@ -33,12 +34,26 @@ def connect(url: str, *, timeout: float = 5.0, max_connections: int = 128) -> Re
         for seed in seeds:
             parts = urlsplit(seed)
             nodes.append(ClusterNode(parts.hostname or "127.0.0.1", parts.port or 6379))
-        return RedisCluster(startup_nodes=nodes, max_connections=max_connections * 8, **common)
+        return Cluster(startup_nodes=nodes, max_connections=max_connections * 8, **common)
     # In a burst, requests queue briefly for a connection instead of failing at the cap.
     pool = BlockingConnectionPool.from_url(
         seeds[0], max_connections=max_connections, timeout=timeout, **common
     )
     return Redis(connection_pool=pool)
+
+
+class Cluster(RedisCluster):
+    """redis-py's cluster client relearns the slot map after a failover by closing its nodes'
+    connections, even one another task is writing a command to at that moment; that write
+    then fails with AttributeError (the connection's writer is gone). It is a broken
+    connection and is raised as one, so every caller's handling of a lost connection (the
+    purchase recheck above all) applies instead of a 500."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except AttributeError as e:
+            raise RedisConnectionError(f"connection closed under a command: {e}") from e
 
 
 def subscriber(url: str) -> Redis:

@@ -30,9 +30,10 @@ from redis.asyncio.cluster import RedisCluster
 
 from flashsale.engine.drops import Drops
 from flashsale.engine.errors import RedisError
-from flashsale.engine.keys import GROUP, DropKeys
+from flashsale.engine.keys import GROUP, PREFIX, DropKeys
 from flashsale.engine.models import decode_order
 from flashsale.engine.redis import RedisClient, text
+from flashsale.engine.replicas import ReplicaAcks
 from flashsale.engine.stopping import pause
 from flashsale.engine.store import OrderStore
 
@@ -136,6 +137,7 @@ class SettlementWorker:
     max_idle_sleep: float = 0.1  # ... doubling up to this while nothing comes
     settled: int = 0
     retry_own: bool = False  # a batch failed: read this consumer's pending entries first
+    replicas: ReplicaAcks | None = None  # acks=replica: settle only what a replica has
 
     @property
     def cluster(self) -> bool:
@@ -199,6 +201,8 @@ class SettlementWorker:
             return 0
         # An entry deleted after delivery (XDEL) comes back from XAUTOCLAIM without fields.
         orders = [decode_order(f[b"o"]) for _, entries in work for _id, f in entries if f]
+        if self.replicas is not None:
+            await self._replicated([stream for stream, _ in work])
         if orders:
             await self.store.apply(orders)
         await asyncio.gather(
@@ -206,6 +210,27 @@ class SettlementWorker:
         )
         self.settled += len(orders)
         return sum(len(entries) for _, entries in work)
+
+    async def _replicated(self, streams: list[str]) -> None:
+        """Waits until a replica has these entries: an order a failover could still take
+        back never reaches the store. One small write per Redis node, then WAIT on that
+        connection, which covers every earlier write on the node (the entries included)."""
+        assert self.replicas is not None
+        nodes: dict[str, str] = {}
+        for stream in streams:
+            tag = stream[stream.index("{") : stream.index("}") + 1]
+            probe = f"{PREFIX}:{tag}:replicated"
+            nodes.setdefault(self._node_of(probe), probe)
+        await asyncio.gather(*(
+            self.replicas.run(probe, [("SET", probe, self.consumer, "PX", 60_000)], {})
+            for probe in nodes.values()
+        ))  # fmt: skip
+
+    def _node_of(self, key: str) -> str:
+        if isinstance(self.redis, RedisCluster):
+            node = self.redis.get_node_from_key(key)
+            return node.name if node is not None else key
+        return ""
 
     async def backlog(self) -> int:
         return await backlog(self.redis, self.drops)

@@ -18,6 +18,9 @@ if redis.call('EXISTS', K_DROP) == 0 then
 end
 
 local now = now_ms()
+-- A recheck writes once, whatever it finds: with acks=replica the WAIT that follows on this
+-- connection then covers every earlier write, the lost first attempt's included.
+if recheck then redis.call('HSET', K_VOID, '~', now) end
 local status = promote(now)
 local f = redis.call('HMGET', K_DROP, 'remaining', 'sold', 'seq', 'per_buyer_limit', 'price',
   'currency', 'payment_window_s')

@@ -1,0 +1,149 @@
+"""FLASHSALE_ACKS=replica: a write counts as done only once a replica has it too.
+
+Redis answers a write as soon as its primary has it; a primary that dies before its replica
+got the write takes it along, and the replica promoted in its place never heard of it. So
+in this mode each write is followed, on the same connection, by `WAIT 1 <ms>`: Redis answers
+once a replica has acknowledged everything that connection wrote. It has to be the same
+connection (WAIT counts that connection's own writes), which is why this module runs its
+commands on one connection it holds, to the node that owns the key, rather than through
+redis-py's cluster client (whose `wait()` goes to an arbitrary node and proves nothing).
+
+When no replica acknowledges in time, what was written may still be lost: the caller does
+not answer yet and keeps waiting on the same connection, and the node is marked as without
+replica for a moment so that new work for it is refused (503) instead of queued behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import ConnectionPool
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MovedError, NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from flashsale.engine.redis import RedisClient
+
+log = logging.getLogger(__name__)
+
+WAIT_MS = 500  # one WAIT; repeated while no replica acknowledges
+UNREPLICATED_S = 1.0  # a node whose replica did not acknowledge is refused work this long
+
+Command = Sequence[Any]
+
+
+class NoReplica(Exception):
+    """The node that owns this key has had no replica acknowledging writes just now."""
+
+
+class ReplicaAcks:
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis = redis
+        self._unreplicated: dict[str, float] = {}  # node name -> loop time it is refused until
+        # On a cluster, a pool of our own per node: the cluster client closes its nodes'
+        # connections when it relearns the slot map, which may happen while we hold one.
+        self._pools: dict[str, ConnectionPool] = {}
+
+    def _node(self, key: str) -> tuple[str, ConnectionPool]:
+        if not isinstance(self._redis, RedisCluster):
+            return "", self._redis.connection_pool
+        node = self._redis.get_node_from_key(key)
+        if node is None:
+            raise RedisConnectionError(f"no node owns the slot of {key} yet")
+        pool = self._pools.get(node.name)
+        if pool is None:
+            kwargs = node.connection_kwargs
+            pool = self._pools[node.name] = ConnectionPool(
+                host=node.host,
+                port=node.port,
+                socket_timeout=kwargs.get("socket_timeout"),
+                socket_connect_timeout=kwargs.get("socket_connect_timeout"),
+                max_connections=64,
+            )
+        return node.name, pool
+
+    def refuses(self, key: str) -> bool:
+        """Whether the node owning `key` lost its replica a moment ago: refuse, do not run."""
+        name, _ = self._node(key)
+        until = self._unreplicated.get(name)
+        return until is not None and asyncio.get_running_loop().time() < until
+
+    async def run(self, key: str, commands: list[Command], scripts: dict[str, str]) -> list[Any]:
+        """Runs `commands` on one connection to the node owning `key`, then waits there until
+        a replica has them; returns their replies (an error reply as its exception).
+
+        `scripts` maps each EVALSHA's sha to its body, loaded on that node on NOSCRIPT.
+        """
+        while True:
+            try:
+                return await self._run_once(key, commands, scripts)
+            except MovedError:
+                # A failover moved the slot (the command did not run): ask the new owner.
+                await self.relearn()
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                await self.relearn()  # the caller finds out what ran; it needs the new owner
+                raise
+
+    async def relearn(self) -> None:
+        """After a failover the cluster's slot map is read again."""
+        if isinstance(self._redis, RedisCluster):
+            await self._redis.nodes_manager.initialize()
+
+    async def _run_once(
+        self, key: str, commands: list[Command], scripts: dict[str, str]
+    ) -> list[Any]:
+        name, pool = self._node(key)
+        conn = await pool.get_connection()
+        broken = True
+        try:
+            replies = await _send(conn, commands)
+            for i, reply in enumerate(replies):
+                if isinstance(reply, NoScriptError):
+                    sha = commands[i][1]
+                    await _send(conn, [("SCRIPT", "LOAD", scripts[sha])])
+                    replies[i] = (await _send(conn, [commands[i]]))[0]
+            for reply in replies:
+                if isinstance(reply, MovedError):
+                    raise reply
+            while True:
+                (acked,) = await _send(conn, [("WAIT", 1, WAIT_MS)])
+                if isinstance(acked, Exception):
+                    # The node stopped being a primary under us (a stale primary rejoining
+                    # as a replica): what it took is dropped when it resyncs, so nothing ran.
+                    raise acked
+                if acked >= 1:
+                    break
+                self._unreplicated[name] = asyncio.get_running_loop().time() + UNREPLICATED_S
+                log.warning(
+                    "no replica of %s acknowledged a write in %d ms", name or "redis", WAIT_MS
+                )
+            self._unreplicated.pop(name, None)
+            broken = False
+            return replies
+        finally:
+            if broken:
+                await conn.disconnect()
+            await pool.release(conn)
+
+    async def close(self) -> None:
+        for pool in self._pools.values():
+            await pool.disconnect()
+
+
+async def _send(conn: Any, commands: list[Command]) -> list[Any]:
+    """Writes commands in one go and reads every reply; an error reply is returned as its
+    exception, so one refused command does not hide the others' replies."""
+    if not conn.is_connected:
+        await conn.connect()
+    await conn.send_packed_command(conn.pack_commands(commands))
+    replies: list[Any] = []
+    for _ in commands:
+        try:
+            replies.append(await conn.read_response())
+        except ResponseError as e:
+            replies.append(e)
+    return replies
