@@ -291,6 +291,32 @@ def _scale(
     return rows
 
 
+def _script_stats(redis: RedisServer, drop: str) -> tuple[int, int, int]:
+    """Script calls Redis ran, the microseconds it spent in them, and the drop's units sold."""
+    client = Redis.from_url(redis.url)
+    try:
+        stats = client.info("commandstats").get("cmdstat_evalsha", {})
+        sold = int(client.hget(DropKeys.of(drop).drop, "sold") or 0)
+        return int(stats.get("calls", 0)), int(stats.get("usec", 0)), sold
+    finally:
+        client.close()
+
+
+def _redis_cost(before: tuple[int, int, int], after: tuple[int, int, int]) -> str | None:
+    """What (b) cost Redis itself: a drop lives in one slot, on one Redis core, so this is
+    how many purchases a second one hot drop can take however many gateways there are."""
+    calls, usec, sold = (a - b for a, b in zip(after, before, strict=True))
+    if not calls or not sold:
+        return None
+    per_purchase = usec / sold
+    return (
+        f"(b) Redis: {calls:,} script calls, {sold / calls:.1f} purchases each, "
+        f"{usec / calls:.1f} us each, {per_purchase:.2f} us per purchase: one Redis core "
+        f"decides up to {1e6 / per_purchase:,.0f} purchases/s of one drop (unbatched: "
+        f"{1e6 / (usec / calls):,.0f} script calls/s)"
+    )
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--processes", type=int, default=1, help="server and client processes each")
     p.add_argument("--connections", type=int, default=64, help="connections in all")
@@ -396,6 +422,7 @@ def main(args: argparse.Namespace) -> int:
         # One pass over the buyers first: (b) measures purchases from buyers whose tokens the
         # gateways have verified (a buyer taps more than once); the seed burst is the cold case.
         _own(port, _purchase_loads(port, drop, tokens, procs, "w", count=len(tokens)), conns, None)
+        before = _script_stats(redis, drop)
         if wrk:
             script = work / "purchase.lua"
             script.write_text(_lua('{"quantity":1}', {"Content-Type": "application/json"}, tokens))
@@ -404,6 +431,7 @@ def main(args: argparse.Namespace) -> int:
             b = _own(port, _purchase_loads(port, drop, tokens, procs, "p"), conns, dur)
         b.target = "(b) flashsale purchase"
         rows.append(b)
+        redis_cost = _redis_cost(before, _script_stats(redis, drop))
         for rate in args.rates:
             loads = _purchase_loads(port, drop, tokens, procs, f"r{rate}-", rate=rate)
             m = _own(port, loads, max(conns, 256), min(dur, 5.0), open_loop=True)
@@ -428,6 +456,8 @@ def main(args: argparse.Namespace) -> int:
                     f"{m.target}: the drop's keys in Redis hold {m.redis_bytes_per_order:,.0f} "
                     "bytes per purchase (the order, its key, the buyer's count, the stream entry)"
                 )
+        if redis_cost:
+            console.print(redis_cost)
         cpu_us = [m.cpu_us for m in rows if m.cpu_us]
         if cpu_us:
             console.print(
