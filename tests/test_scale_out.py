@@ -48,7 +48,7 @@ async def test_two_gateways_and_two_workers_keep_every_invariant(
                 cast(str, d["id"]),
                 plan_taps(f"s{n}", taps=TAPS, buyers=BUYERS, seed=n),
                 lambda tries, n=n: gateways[(n + tries) % 2].base,
-            )  # fmt: skip
+            )
             for n, d in enumerate(drops)
         ]
         # Each tap goes to one gateway first, and a resend to the other.
