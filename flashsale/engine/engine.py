@@ -22,7 +22,7 @@ class Engine:
         self.drops = Drops(redis, self.scripts, self.feed)
         self.replicas = ReplicaAcks(redis) if acks == "replica" else None
         self.purchaser = Purchaser(redis, self.scripts, self.feed, self.replicas)
-        self.orders = Orders(redis, self.scripts)
+        self.orders = Orders(redis, self.scripts, self.feed)
         self.sweeper = Sweeper(self.drops, self.scripts)
         self.live = LiveFeed(redis, url)
 

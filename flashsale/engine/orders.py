@@ -9,12 +9,16 @@ from flashsale.engine.keys import DropKeys
 from flashsale.engine.models import Order, decode_order
 from flashsale.engine.redis import RedisClient
 from flashsale.engine.scripts import Scripts
+from flashsale.engine.status_feed import StatusFeed
 
 
 class Orders:
-    def __init__(self, redis: RedisClient, scripts: Scripts) -> None:
+    def __init__(
+        self, redis: RedisClient, scripts: Scripts, feed: StatusFeed | None = None
+    ) -> None:
         self._redis = redis
         self._scripts = scripts
+        self._feed = feed
 
     async def get(self, order_id: str) -> Order | None:
         drop_id = drop_of_order(order_id)
@@ -32,4 +36,8 @@ class Orders:
         if drop_id is None:
             return "not_found", None
         outcome, packed = await Scripts.call(self._scripts.pay, drop_id, order_id, buyer)
+        if outcome == b"expired" and self._feed is not None:
+            # A late payment may have put units back on sale: this process must not refuse
+            # the drop as sold out while the published change is still on its way to it.
+            self._feed.forget(drop_id)
         return outcome.decode(), decode_order(packed) if packed else None

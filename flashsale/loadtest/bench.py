@@ -32,6 +32,8 @@ from rich.console import Console
 from rich.table import Table
 
 from flashsale.config import Settings
+from flashsale.engine.engine import Engine
+from flashsale.engine.ids import new_order_ids
 from flashsale.engine.keys import DropKeys
 from flashsale.gateway.auth import Auth
 from flashsale.loadtest import fleet, settle_bench
@@ -312,8 +314,28 @@ def _redis_cost(before: tuple[int, int, int], after: tuple[int, int, int]) -> st
     return (
         f"(b) Redis: {calls:,} script calls, {sold / calls:.1f} purchases each, "
         f"{usec / calls:.1f} us each, {per_purchase:.2f} us per purchase: one Redis core "
-        f"decides up to {1e6 / per_purchase:,.0f} purchases/s of one drop (unbatched: "
-        f"{1e6 / (usec / calls):,.0f} script calls/s)"
+        f"decides up to {1e6 / per_purchase:,.0f} purchases/s of one drop"
+    )
+
+
+async def _unbatched_cost(redis: RedisServer, drop: str, n: int = 2000) -> str:
+    """The same script with one purchase per call, as a gateway without batching sends it:
+    Redis's own time per call, from its command statistics."""
+    engine = Engine.from_url(redis.url)
+    try:
+        stats = await engine.redis.info("commandstats")
+        calls0, usec0 = (int(stats["cmdstat_evalsha"][k]) for k in ("calls", "usec"))
+        ids = new_order_ids(drop, n)
+        for i, order_id in enumerate(ids):
+            await engine.purchaser._decide(drop, 0, [(order_id, f"u{i}", 1, "")])
+        stats = await engine.redis.info("commandstats")
+        calls = int(stats["cmdstat_evalsha"]["calls"]) - calls0
+        usec = int(stats["cmdstat_evalsha"]["usec"]) - usec0
+    finally:
+        await engine.close()
+    return (
+        f"    unbatched, one purchase per call: {usec / calls:.1f} us each, so "
+        f"{1e6 * calls / usec:,.0f} script calls/s on one core"
     )
 
 
@@ -458,6 +480,7 @@ def main(args: argparse.Namespace) -> int:
                 )
         if redis_cost:
             console.print(redis_cost)
+            console.print(asyncio.run(_unbatched_cost(redis, drop)))
         cpu_us = [m.cpu_us for m in rows if m.cpu_us]
         if cpu_us:
             console.print(
