@@ -105,9 +105,8 @@ class RateLimiter:
 
     def _prune(self, now: float) -> None:
         # A bucket that has refilled is the same as no bucket.
-        full_after = max(self.buyer.burst, self.ip.burst) / max(
-            min(r for r in (self.buyer.rate, self.ip.rate, 1.0) if r > 0), 1e-9
-        )
+        limits = [limit for limit in (self.buyer, self.ip) if limit.rate > 0]
+        full_after = max((limit.burst / limit.rate for limit in limits), default=0.0)
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
         self._blocked = {k: until for k, until in self._blocked.items() if until > now}
 
