@@ -15,7 +15,7 @@ import pytest
 
 from flashsale.engine.keys import GROUP, DropKeys
 from flashsale.engine.models import Order
-from flashsale.engine.settlement import SettlementWorker, oldest_unsettled_ms
+from flashsale.engine.settlement import SettlementWorker, entry_id, oldest_unsettled_ms
 from flashsale.engine.store import open_store
 from flashsale.engine.store.base import iter_orders
 from tests.conftest import MakeStack
@@ -132,11 +132,11 @@ async def test_settlement_lag_is_the_age_of_the_oldest_unacknowledged_event(
         stream = DropKeys.of(drop["id"]).events
         return cast(bytes, (await redis.xrevrange(stream, count=1))[0][0])
 
-    async def assert_oldest(entry_id: bytes) -> None:
+    async def assert_oldest(oldest: bytes) -> None:
         before = await _redis_ms(stack)
         lag = await oldest_unsettled_ms(redis, drops)
         after = await _redis_ms(stack)
-        appended = _entry_id(entry_id)[0]
+        appended = entry_id(oldest)[0]
         assert lag is not None and before - appended <= lag <= after - appended
         assert lag >= 20
 
@@ -167,11 +167,6 @@ async def _fill(stack: Stack, drop_id: str, n: int) -> set[str]:
             assert d.outcome == "created"
             ids.add(d.order.id)
     return ids
-
-
-def _entry_id(raw: bytes | str) -> tuple[int, int]:
-    ms, seq = (raw.decode() if isinstance(raw, bytes) else raw).split("-")
-    return int(ms), int(seq)
 
 
 def _id16(i: int) -> str:
@@ -207,11 +202,11 @@ async def test_worker_killed_mid_stream_loses_and_duplicates_nothing(
     lock.execute("BEGIN EXCLUSIVE")
     try:
         frozen = len(await stack.store.page(drop["id"], 0, total))
-        last_stored = _entry_id((await stack.engine.redis.xrange(events, count=frozen))[-1][0])
+        last_stored = entry_id((await stack.engine.redis.xrange(events, count=frozen))[-1][0])
 
         async def batch_in_hand() -> bool:
             summary = await stack.engine.redis.xpending(events, GROUP)
-            return summary["pending"] > 0 and _entry_id(summary["min"]) > last_stored
+            return summary["pending"] > 0 and entry_id(summary["min"]) > last_stored
 
         await until(batch_in_hand)
         first.send_signal(signal.SIGKILL)
@@ -254,3 +249,33 @@ async def test_two_workers_share_the_streams(make_stack: MakeStack) -> None:
     assert other.settled > 0 and stack.worker is not None and stack.worker.settled > 0
     report = await stack.audit()
     assert report.ok and report.orders == 1200, "\n".join(report.lines())
+
+
+async def test_trimming_drops_only_what_every_worker_acknowledged(make_stack: MakeStack) -> None:
+    """600 orders: 300 settled, 100 held unacknowledged by a consumer that died, 200 settled
+    after them. A trim removes the first 300 only; the dead consumer's entries survive, are
+    taken over, and the store ends with all 600."""
+    stack = await make_stack(worker=False)
+    drop = await stack.new_drop(stock=600, per_buyer_limit=1)
+    ids = await _fill(stack, drop["id"], 600)
+    redis = stack.engine.redis
+    events = DropKeys.of(drop["id"]).events
+    worker = SettlementWorker(redis, stack.store, stack.engine.drops, batch=300)
+    assert await worker.step() == 300
+    held = await redis.xreadgroup(GROUP, "dead-worker", {events: ">"}, count=100)
+    held_ids = [i for i, _ in held[0][1]]
+    worker.batch = 1000
+    assert await worker.step() == 200
+
+    assert await worker.trim() == 300
+    left = await redis.xrange(events)
+    assert [i for i, _ in left] == held_ids + [i for i, _ in left[100:]]  # the dead's first
+    assert len(left) == 300
+    assert await worker.trim() == 0  # nothing more is safe to remove
+
+    await worker.step(claim_idle_ms=0)  # taken over, settled, acknowledged
+    stored = {o.id async for o in iter_orders(stack.store, drop["id"])}
+    assert stored == ids
+    assert await worker.trim() == 300  # now everything is in the store
+    assert await redis.xlen(events) == 0
+    assert (await stack.audit()).ok

@@ -71,9 +71,11 @@ async def backlog(redis: RedisClient, drops: Drops) -> int:
     return total
 
 
-def _ms(entry_id: bytes | str) -> int:
-    """A stream entry id's time part: when Redis appended it, in ms of its own clock."""
-    return int(text(entry_id).split("-", 1)[0])
+def entry_id(raw: bytes | str) -> tuple[int, int]:
+    """A stream entry id as (ms, seq): its time part is when Redis appended it, in ms of
+    Redis's own clock; as a tuple it orders as entries do."""
+    ms, _, seq = text(raw).partition("-")
+    return int(ms), int(seq or 0)
 
 
 async def _oldest_unsettled(redis: RedisClient, stream: str) -> int | None:
@@ -87,9 +89,9 @@ async def _oldest_unsettled(redis: RedisClient, stream: str) -> int | None:
         return None
     last = text(group["last-delivered-id"])
     pending = cast(dict[str, Any], await redis.xpending(stream, GROUP))
-    oldest = [_ms(pending["min"])] if pending["pending"] else []
+    oldest = [entry_id(pending["min"])[0]] if pending["pending"] else []
     undelivered = cast(Entries, await redis.xrange(stream, min=f"({last}", count=1))
-    oldest += [_ms(undelivered[0][0])] if undelivered else []
+    oldest += [entry_id(undelivered[0][0])[0]] if undelivered else []
     return min(oldest, default=None)
 
 
@@ -138,6 +140,7 @@ class SettlementWorker:
     settled: int = 0
     retry_own: bool = False  # a batch failed: read this consumer's pending entries first
     replicas: ReplicaAcks | None = None  # acks=replica: settle only what a replica has
+    trim_every: float = 10.0  # seconds between trims of acknowledged entries
 
     @property
     def cluster(self) -> bool:
@@ -232,6 +235,32 @@ class SettlementWorker:
             return node.name if node is not None else key
         return ""
 
+    async def trim(self) -> int:
+        """Removes from each drop stream the entries every worker has acknowledged (they are
+        in the store), so a long night's orders do not pile up in Redis; returns how many.
+
+        Kept: everything pending (a worker holds it, or a dead one did: XAUTOCLAIM needs it)
+        and everything not yet delivered. So the cut is at the older of the oldest pending
+        entry and the first one after the group's last delivered; entries only ever move
+        forward past that point, so a cut computed a moment ago is still safe.
+        """
+        removed = 0
+        for drop_id in await self.drops.ids():
+            stream = DropKeys.of(drop_id).events
+            group = await _group(self.redis, stream)
+            if group is None:
+                continue
+            ms, seq = entry_id(group["last-delivered-id"])
+            keep_from = (ms, seq + 1)
+            if int(group.get("pending") or 0):
+                oldest = (await self.redis.xpending(stream, GROUP)).get("min")
+                if oldest is not None:
+                    keep_from = min(keep_from, entry_id(oldest))
+            if keep_from > (0, 1):
+                minid = f"{keep_from[0]}-{keep_from[1]}"
+                removed += int(await self.redis.xtrim(stream, minid=minid, approximate=False))
+        return removed
+
     async def backlog(self) -> int:
         return await backlog(self.redis, self.drops)
 
@@ -239,6 +268,7 @@ class SettlementWorker:
         """Settles until `stop` is set, then finishes the batch in hand and returns."""
         loop = asyncio.get_running_loop()
         next_claim = loop.time() + claim_every
+        next_trim = loop.time() + self.trim_every
         # A blocking read is the idle wait on a single Redis; a cluster polls with backoff.
         block_ms = None if self.cluster else self.block_ms
         quiet = self.idle_sleep
@@ -249,6 +279,9 @@ class SettlementWorker:
                     next_claim = loop.time() + claim_every
                     idle = self.claim_idle_ms
                 done = await self.step(idle, block_ms)
+                if loop.time() >= next_trim:
+                    next_trim = loop.time() + self.trim_every
+                    await self.trim()
             except (RedisError, OSError) as exc:
                 log.warning("settlement step failed, will retry: %s", exc)
                 done, self.retry_own = 0, True

@@ -476,7 +476,8 @@ def main(args: argparse.Namespace) -> int:
             if m.redis_bytes_per_order is not None:
                 console.print(
                     f"{m.target}: the drop's keys in Redis hold {m.redis_bytes_per_order:,.0f} "
-                    "bytes per purchase (the order, its key, the buyer's count, the stream entry)"
+                    "bytes per purchase (the order, its key, the buyer's count, "
+                    "the stream entry until settled)"
                 )
         if redis_cost:
             console.print(redis_cost)
