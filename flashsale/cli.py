@@ -94,17 +94,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             data_dir=args.data_dir, redis_url=args.redis_url,
             database_url=args.database_url, acks=args.acks,
         )  # fmt: skip
+        if args.command in ("up", "serve"):  # the gateway processes on this port count together
+            share_across_processes(settings.data_dir / "metrics" / str(args.port), fresh=True)
         if args.command == "token":
             from flashsale.gateway.auth import Auth
 
             print(Auth(settings.token_secret, settings.host_keys).mint(args.user, args.ttl))
             code = 0
         elif args.command == "up":
-            share_across_processes(settings.data_dir / "metrics" / str(args.port), fresh=True)
             uvloop.run(services.up(settings, args.host, args.port, args.workers))
             code = 0
         elif args.command == "serve":
-            share_across_processes(settings.data_dir / "metrics" / str(args.port), fresh=True)
             code = _serve(settings, args.host, args.port, args.workers)
         elif args.command == "worker":
             uvloop.run(services.work(settings, args.concurrency))

@@ -34,13 +34,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from redis.asyncio.cluster import RedisCluster
 
 from flashsale.engine.errors import AMBIGUOUS, RedisError, Unavailable, never_sent
 from flashsale.engine.ids import is_drop_id, new_order_ids
 from flashsale.engine.keys import DropKeys
 from flashsale.engine.models import Order, decode_order
-from flashsale.engine.redis import RedisClient
+from flashsale.engine.redis import RedisClient, node_name
 from flashsale.engine.replicas import ReplicaAcks
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.status_feed import REFUSING, StatusFeed
@@ -124,10 +123,7 @@ class Purchaser:
         return answer
 
     def _node(self, drop_id: str) -> str:
-        if isinstance(self._redis, RedisCluster):
-            node = self._redis.get_node_from_key(DropKeys.of(drop_id).drop)
-            return node.name if node is not None else "?"
-        return ""
+        return node_name(self._redis, DropKeys.of(drop_id).drop) or "?"
 
     def _flush_soon(self) -> None:
         """At the end of this tick, when every request ready now has queued."""

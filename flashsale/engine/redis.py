@@ -56,6 +56,15 @@ class Cluster(RedisCluster):
             raise RedisConnectionError(f"connection closed under a command: {e}") from e
 
 
+def node_name(redis: RedisClient, key: str) -> str | None:
+    """The name of the Redis node that owns `key` ("" for a single Redis; None while no
+    node of a cluster is known to own its slot, as during a failover)."""
+    if not isinstance(redis, RedisCluster):
+        return ""
+    node = redis.get_node_from_key(key)
+    return node.name if node is not None else None
+
+
 def subscriber(url: str) -> Redis:
     """A client for pub/sub: on a cluster a PUBLISH reaches every node, so one seed will do."""
     seed = next(u.strip() for u in url.split(",") if u.strip())

@@ -26,7 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MovedError, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from flashsale.engine.redis import RedisClient
+from flashsale.engine.redis import RedisClient, node_name
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,7 @@ class ReplicaAcks:
 
     def refuses(self, key: str) -> bool:
         """Whether the node owning `key` lost its replica a moment ago: refuse, do not run."""
-        name, _ = self._node(key)
-        until = self._unreplicated.get(name)
+        until = self._unreplicated.get(node_name(self._redis, key) or "")
         return until is not None and asyncio.get_running_loop().time() < until
 
     async def run(self, key: str, commands: list[Command], scripts: dict[str, str]) -> list[Any]:

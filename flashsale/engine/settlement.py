@@ -32,7 +32,7 @@ from flashsale.engine.drops import Drops
 from flashsale.engine.errors import RedisError
 from flashsale.engine.keys import GROUP, PREFIX, DropKeys
 from flashsale.engine.models import decode_order
-from flashsale.engine.redis import RedisClient, text
+from flashsale.engine.redis import RedisClient, node_name, text
 from flashsale.engine.replicas import ReplicaAcks
 from flashsale.engine.stopping import pause
 from flashsale.engine.store import OrderStore
@@ -156,23 +156,18 @@ class SettlementWorker:
         claimed = await asyncio.gather(*(one(s) for s in streams))
         return [(s, entries) for s, entries in zip(streams, claimed, strict=True) if entries]
 
-    async def _read(self, streams: list[str], block_ms: int | None) -> Work:
-        """New entries: one XREADGROUP for all streams on a single Redis, else one each."""
+    async def _read(self, streams: list[str], block_ms: int | None, at: str = ">") -> Work:
+        """New entries (`at` ">"), or this consumer's own pending ones (`at` "0", delivered
+        to it and never acknowledged): one XREADGROUP for all streams on a single Redis,
+        else one each."""
         if not streams:
             if block_ms:  # as a blocking read of no stream would: wait, find nothing
                 await asyncio.sleep(block_ms / 1000)
             return []
         if self.cluster:  # a command may not span slots
-            replies = await asyncio.gather(*(self._xreadgroup([s], None) for s in streams))
+            replies = await asyncio.gather(*(self._xreadgroup([s], None, at) for s in streams))
             return [pair for reply in replies for pair in reply]
-        return await self._xreadgroup(streams, block_ms)
-
-    async def _read_own(self, streams: list[str]) -> Work:
-        """This consumer's own pending entries (delivered to it, never acknowledged)."""
-        if self.cluster:
-            replies = await asyncio.gather(*(self._xreadgroup([s], None, "0") for s in streams))
-            return [pair for reply in replies for pair in reply]
-        return await self._xreadgroup(streams, None, "0") if streams else []
+        return await self._xreadgroup(streams, block_ms, at)
 
     async def _xreadgroup(self, streams: list[str], block_ms: int | None, at: str = ">") -> Work:
         # BLOCK 0 would wait forever: no block is None.
@@ -196,7 +191,7 @@ class SettlementWorker:
             work = await self._claim(streams, claim_idle_ms)
         else:
             if self.retry_own:
-                work = await self._read_own(streams)
+                work = await self._read(streams, None, at="0")
                 self.retry_own = bool(work)
             if not work:
                 work = await self._read(streams, block_ms)
@@ -223,17 +218,11 @@ class SettlementWorker:
         for stream in streams:
             tag = stream[stream.index("{") : stream.index("}") + 1]
             probe = f"{PREFIX}:{tag}:replicated"
-            nodes.setdefault(self._node_of(probe), probe)
+            nodes.setdefault(node_name(self.redis, probe) or probe, probe)
         await asyncio.gather(*(
             self.replicas.run(probe, [("SET", probe, self.consumer, "PX", 60_000)], {})
             for probe in nodes.values()
         ))  # fmt: skip
-
-    def _node_of(self, key: str) -> str:
-        if isinstance(self.redis, RedisCluster):
-            node = self.redis.get_node_from_key(key)
-            return node.name if node is not None else key
-        return ""
 
     async def trim(self) -> int:
         """Removes from each drop stream the entries every worker has acknowledged (they are
