@@ -33,6 +33,11 @@ def new_request_id() -> str:
     return f"{_PREFIX}-{next(_counter):x}"
 
 
+def request_id(given: str | None) -> str:
+    """The client's X-Request-Id if it is one we can log and echo, else a new one."""
+    return given if given is not None and REQUEST_ID_SHAPE.match(given) else new_request_id()
+
+
 _make_record = logging.getLogRecordFactory()
 
 

@@ -10,6 +10,13 @@ import msgspec
 DropStatus = Literal["pending", "live", "sold_out", "closed"]
 OrderStatus = Literal["confirmed", "reserved", "paid", "expired"]
 LIVE_ORDER_STATUSES = frozenset({"confirmed", "reserved", "paid"})
+# What purchase.lua decides for one request: `created` (a new order, or this very request's
+# lost answer), `replay` (an earlier request's order under the same Idempotency-Key), or a
+# refusal; `unavailable` is a request id a recheck voided.
+Outcome = Literal[
+    "created", "replay", "not_found", "not_live", "sold_out", "limit_reached",
+    "idempotency_conflict", "unavailable",
+]  # fmt: skip
 
 
 def rfc3339(ms: int | None) -> str | None:

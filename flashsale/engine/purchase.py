@@ -38,7 +38,7 @@ import msgspec
 from flashsale.engine.errors import AMBIGUOUS, RedisError, Unavailable, never_sent
 from flashsale.engine.ids import is_drop_id, new_order_ids
 from flashsale.engine.keys import DropKeys
-from flashsale.engine.models import Order, decode_order
+from flashsale.engine.models import Order, Outcome, decode_order
 from flashsale.engine.redis import RedisClient, node_name
 from flashsale.engine.replicas import ReplicaAcks
 from flashsale.engine.scripts import Scripts
@@ -58,11 +58,7 @@ _pack = msgspec.msgpack.Encoder().encode
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """`created` (a new order, or this very request's lost answer), `replay` (an earlier
-    request's order under the same Idempotency-Key), or a refusal: not_found, not_live,
-    sold_out, limit_reached, idempotency_conflict, unavailable (a voided request id)."""
-
-    outcome: str
+    outcome: Outcome
     order: Order | None = None
 
 

@@ -19,21 +19,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from flashsale.engine.errors import RedisError
 from flashsale.engine.keys import STATUS_CHANNEL, DropKeys
+from flashsale.engine.models import DropStatus, Outcome
 from flashsale.engine.redis import RedisClient, subscriber, text
 from flashsale.engine.stopping import pause
 
 log = logging.getLogger(__name__)
 
 # The outcome a purchase of a drop in each refusing status gets (purchase.lua's order).
-REFUSING = {"sold_out": "sold_out", "closed": "not_live"}
+REFUSING: dict[DropStatus, Outcome] = {"sold_out": "sold_out", "closed": "not_live"}
 
 
 class Shut(NamedTuple):
-    status: str
+    status: DropStatus
     used_keys: frozenset[str] | None  # "buyer\nkey" fields with an order; None: too many
 
 
@@ -50,7 +51,7 @@ class StatusFeed:
         self._tasks: set[asyncio.Task[None]] = set()
         self.subscribed = asyncio.Event()
 
-    def refusal(self, drop_id: str, buyer: str, key: str | None) -> str | None:
+    def refusal(self, drop_id: str, buyer: str, key: str | None) -> Outcome | None:
         """The outcome to answer without Redis, or None when Redis must decide."""
         shut = self.shut.get(drop_id)
         if shut is None:
@@ -102,7 +103,7 @@ class StatusFeed:
             log.warning("could not read drop %s for the fast path: %s", drop_id, e)
             return
         if self._generation.get(drop_id, 0) == generation:
-            self.shut[drop_id] = Shut(status, used)
+            self.shut[drop_id] = Shut(cast(DropStatus, status), used)
 
     async def _verify(self) -> None:
         for drop_id, shut in list(self.shut.items()):

@@ -6,6 +6,7 @@ import hmac
 import re
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import jwt
 from aiohttp import web
@@ -22,9 +23,12 @@ BUYER_ID = re.compile(r"^[^\x00-\x1f\x7f\ud800-\udfff]{1,64}\Z")
 VERIFIED_MAX = 100_000
 
 
+Role = Literal["host", "buyer"]
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
-    role: str  # "host" or "buyer"
+    role: Role
     id: str  # the buyer id; "host" for hosts
 
 
@@ -59,9 +63,10 @@ class Auth:
         now = int(time.time())
         return jwt.encode({"sub": buyer, "iat": now, "exp": now + ttl_s}, self._secret, "HS256")
 
-    def identify(self, request: web.Request) -> Principal:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
+    def identify(self, authorization: str | None) -> Principal:
+        """Who sends this Authorization header value (either HTTP path hands it over as
+        aiohttp does: UTF-8, with undecodable bytes kept as lone surrogates)."""
+        scheme, _, token = (authorization or "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise _unauthorized("send Authorization: Bearer <host key or buyer token>")
@@ -102,14 +107,17 @@ class Auth:
             raise _unauthorized("invalid credentials") from None
         return claims.get("sub"), int(claims["exp"])  # as PyJWT compares it
 
-    def host(self, request: web.Request) -> Principal:
-        who = self.identify(request)
-        if who.role != "host":
-            raise ApiError(403, "forbidden", "this needs a host key")
+    def require(self, role: Role, authorization: str | None) -> Principal:
+        who = self.identify(authorization)
+        if who.role != role:
+            raise ApiError(403, "forbidden", f"this needs a {_NEEDS[role]}")
         return who
 
+    def host(self, request: web.Request) -> Principal:
+        return self.require("host", request.headers.get("Authorization"))
+
     def buyer(self, request: web.Request) -> Principal:
-        who = self.identify(request)
-        if who.role != "buyer":
-            raise ApiError(403, "forbidden", "this needs a buyer token")
-        return who
+        return self.require("buyer", request.headers.get("Authorization"))
+
+
+_NEEDS: dict[Role, str] = {"host": "host key", "buyer": "buyer token"}

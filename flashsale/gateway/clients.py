@@ -8,9 +8,8 @@ them. Anything before that in the header was written by the client and proves no
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from functools import lru_cache
-
-from aiohttp import web
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -27,12 +26,11 @@ class ClientAddress:
             return False
         return any(address in net for net in self._trusted)
 
-    def of(self, request: web.Request) -> str | None:
-        peer = request.remote
+    def of(self, peer: str | None, forwarded_for: Iterable[str] = ()) -> str | None:
+        """The client of a request from `peer` carrying these X-Forwarded-For values."""
         if not self._trusted or peer is None or not self.is_trusted(peer):
             return peer
-        hops = [h.strip() for line in request.headers.getall("X-Forwarded-For", ()) for h in
-                line.split(",")]  # fmt: skip
+        hops = [h.strip() for line in forwarded_for for h in line.split(",")]
         for hop in reversed(hops):
             if not self.is_trusted(hop):
                 return hop if _is_address(hop) else peer

@@ -14,8 +14,8 @@ from flashsale.engine.models import Drop, Order, rfc3339
 from flashsale.engine.specs import DropSpec, RestockSpec
 from flashsale.engine.store.base import iter_orders
 from flashsale.gateway.bodies import invalid, query_int, read_json
-from flashsale.gateway.errors import ApiError, json_response
-from flashsale.gateway.state import gateway
+from flashsale.gateway.errors import Answer, ApiError, json_response, ok, response
+from flashsale.gateway.state import Gateway, gateway
 
 routes = web.RouteTableDef()
 PAGE_MAX = 10_000
@@ -57,9 +57,14 @@ async def list_drops(request: web.Request) -> web.Response:
     return json_response({"drops": await gateway(request).engine.drops.list(room)})
 
 
+async def view(gw: Gateway, drop_id: str) -> Answer:
+    """GET /v1/drops/{id}, for either HTTP path: buyers poll it during a drop."""
+    return ok(found(await gw.engine.drops.get(drop_id)))
+
+
 @routes.get("/v1/drops/{id}")
 async def get(request: web.Request) -> web.Response:
-    return json_response(found(await gateway(request).engine.drops.get(request.match_info["id"])))
+    return response(await view(gateway(request), request.match_info["id"]))
 
 
 @routes.post("/v1/drops/{id}/open")

@@ -1,26 +1,42 @@
-"""Every error leaves the gateway as {"error": {"code", "message"}}, never a traceback."""
+"""Every error leaves the gateway as {"error": {"code", "message"}}, never a traceback.
+
+Both HTTP paths (aiohttp's, and the buyer's fast path in `fastpath/`) build what they send
+as an `Answer`; `translate` is the one place where an exception from below (the engine,
+Redis, the store) becomes the API error it means.
+"""
 
 from __future__ import annotations
 
+import logging
 from contextvars import ContextVar
+from typing import NamedTuple
 
 import msgspec
 from aiohttp import web
+
+from flashsale.engine.errors import RedisError, Unavailable
+from flashsale.engine.store import STORE_ERRORS
+
+log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024
 # The error code this request was last answered with (each request runs in its own task,
 # so its own context): the middleware counts purchase outcomes by it.
 ERROR_CODE: ContextVar[str | None] = ContextVar("error_code", default=None)
 
-# Codes for errors aiohttp raises itself (routing, body size, bad requests).
+# Codes for errors raised by the HTTP layers themselves (routing, body size, bad requests).
 BY_STATUS = {
     400: "invalid_request",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
+    414: "uri_too_long",
+    417: "expectation_failed",
     429: "rate_limited",
+    431: "headers_too_large",
     503: "unavailable",
 }
 
@@ -36,22 +52,67 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def json_response(data: object, status: int = 200) -> web.Response:
-    return web.Response(
-        body=msgspec.json.encode(data), status=status, content_type="application/json"
-    )
+class Answer(NamedTuple):
+    """What either HTTP path sends: a status, a JSON body, and extra headers; `outcome` is
+    what /metrics counts a purchase as (created, replay, or the error code)."""
+
+    status: int
+    body: bytes
+    outcome: str = "ok"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
-def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> web.Response:
-    response = json_response({"error": {"code": code, "message": message}}, status)
-    response.headers.update(headers or {})
-    ERROR_CODE.set(code)  # for the metrics, without reading the body back
-    return response
+_encode = msgspec.json.encode
+
+
+def ok(data: object, status: int = 200, outcome: str = "ok") -> Answer:
+    return Answer(status, _encode(data), outcome)
+
+
+def refusal(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Answer:
+    body = _encode({"error": {"code": code, "message": message}})
+    return Answer(status, body, code, tuple((headers or {}).items()))
+
+
+def answer_error(e: ApiError) -> Answer:
+    return refusal(e.status, e.code, e.message, e.headers)
 
 
 def unavailable(
     message: str = "the service is busy or its store is unreachable; retry",
 ) -> ApiError:
     return ApiError(503, "unavailable", message, {"Retry-After": "1"})
+
+
+def translate(e: Exception) -> ApiError | None:
+    """The API error an exception stands for; None for a bug (answered 500 by the caller)."""
+    if isinstance(e, ApiError):
+        return e
+    if isinstance(e, (Unavailable, RedisError, *STORE_ERRORS)):
+        log.warning("unavailable: %r", e)
+        return unavailable()
+    return None
+
+
+INTERNAL = refusal(500, "internal", "internal error")
+BUSY = refusal(503, "unavailable", "this gateway is at capacity; retry", {"Retry-After": "1"})
+
+
+def response(answer: Answer) -> web.Response:
+    """An Answer as aiohttp sends it."""
+    r = web.Response(body=answer.body, status=answer.status, content_type="application/json")
+    if answer.headers:
+        r.headers.update(answer.headers)
+    if answer.status >= 400:
+        ERROR_CODE.set(answer.outcome)  # for the metrics, without reading the body back
+    return r
+
+
+def json_response(data: object, status: int = 200) -> web.Response:
+    return response(ok(data, status))
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return response(refusal(status, code, message, headers))

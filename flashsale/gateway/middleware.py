@@ -19,32 +19,31 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from flashsale.engine.errors import RedisError, Unavailable
-from flashsale.engine.store import STORE_ERRORS
 from flashsale.gateway.errors import (
+    BUSY,
     BY_STATUS,
     ERROR_CODE,
+    INTERNAL,
     MAX_BODY,
-    ApiError,
+    answer_error,
     error_response,
-    unavailable,
+    response,
+    translate,
 )
 from flashsale.gateway.state import GATEWAY
-from flashsale.logs import REQUEST_ID, REQUEST_ID_SHAPE, new_request_id
+from flashsale.logs import REQUEST_ID, request_id
 from flashsale.metrics import metrics
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PURCHASE_ROUTE = "/v1/drops/{id}/purchase"
-_BUSY = ApiError(503, "unavailable", "this gateway is at capacity; retry", {"Retry-After": "1"})
 
 
 @web.middleware
 async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
     start = time.perf_counter()
-    given = request.headers.get("X-Request-Id")
-    rid = given if given is not None and REQUEST_ID_SHAPE.match(given) else new_request_id()
+    rid = request_id(request.headers.get("X-Request-Id"))
     REQUEST_ID.set(rid)
     ERROR_CODE.set(None)
     response = await _guarded(request, handler)
@@ -68,31 +67,25 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
     path = request.path
     # A /live stream is open for as long as someone watches: it is not work in progress.
     api = path.startswith("/v1/") and not path.endswith("/live")
-    if api and gw.in_flight >= gw.max_in_flight:
-        metrics().turned_away.inc()
-        return _answer(_BUSY)
-    gw.in_flight += api
+    if api and not gw.admit():
+        return response(BUSY)
     try:
         if path.startswith("/v1/"):
-            gw.limiter.check_ip(gw.clients.of(request))
+            forwarded = request.headers.getall("X-Forwarded-For", ())
+            gw.limiter.check_ip(gw.clients.of(request.remote, forwarded))
         return await handler(request)
-    except ApiError as e:
-        return _answer(e)
-    except (Unavailable, RedisError, *STORE_ERRORS) as e:
-        log.warning("unavailable: %r", e)
-        return _answer(unavailable())
     except web.HTTPException as e:
         if e.status < 400:
             raise
         code = BY_STATUS.get(e.status, "error")
         headers = {k: v for k, v in e.headers.items() if k in ("Allow", "Retry-After")}
         return error_response(e.status, code, e.reason or code, headers)
-    except Exception:
+    except Exception as e:
+        error = translate(e)
+        if error is not None:
+            return response(answer_error(error))
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal", "internal error")
+        return response(INTERNAL)
     finally:
-        gw.in_flight -= api
-
-
-def _answer(e: ApiError) -> web.Response:
-    return error_response(e.status, e.code, e.message, e.headers)
+        if api:
+            gw.in_flight -= 1

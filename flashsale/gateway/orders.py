@@ -16,7 +16,7 @@ NOT_FOUND = ApiError(404, "not_found", "no such order")
 @routes.get("/v1/orders/{id}")
 async def get(request: web.Request) -> web.Response:
     gw = gateway(request)
-    who = gw.auth.identify(request)
+    who = gw.auth.identify(request.headers.get("Authorization"))
     order_id = request.match_info["id"]
     stored = await gw.store.get(order_id)
     order: Order | None = await gw.engine.orders.get(order_id) or stored

@@ -1,40 +1,69 @@
-"""POST /v1/drops/{id}/purchase: the buyer's tap. The decision itself is purchase.lua."""
+"""The buyer's tap, POST /v1/drops/{id}/purchase: the one piece of code that turns a request
+into a purchase and its decision into an answer, whichever HTTP path carried it (aiohttp's
+route below, or the fast path in `fastpath/`). The decision itself is purchase.lua.
+
+It is split in two around the wait for Redis, `begin` and `answer`, so that the fast path
+can wait with a callback on the decision's future instead of a task per request.
+"""
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
+from flashsale.engine.purchase import Decision, Outcome
 from flashsale.engine.specs import PurchaseSpec
-from flashsale.gateway.bodies import idempotency_key, read_json
-from flashsale.gateway.errors import error_response, json_response, unavailable
-from flashsale.gateway.state import gateway
+from flashsale.gateway.bodies import decode_json, idempotency_key
+from flashsale.gateway.errors import Answer, ok, refusal, response, unavailable
+from flashsale.gateway.state import Gateway, gateway
 
 routes = web.RouteTableDef()
 
-REFUSALS = {
+REFUSALS: dict[Outcome, tuple[int, str]] = {
     "not_found": (404, "no such drop"),
     "not_live": (409, "the drop is not live"),
     "sold_out": (409, "fewer units remain than asked for"),
     "limit_reached": (409, "this would pass the drop's per-buyer limit"),
     "idempotency_conflict": (422, "this Idempotency-Key was used with another body"),
 }
+# Most answers of a burst are refusals: made once, not per request.
+_REFUSED = {outcome: refusal(status, outcome, text) for outcome, (status, text) in REFUSALS.items()}
+_UNDECIDED = unavailable("this request could not be decided; retry with the same key")
+_VOIDED = refusal(_UNDECIDED.status, _UNDECIDED.code, _UNDECIDED.message, _UNDECIDED.headers)
+
+
+def begin(
+    gw: Gateway, drop_id: str, authorization: str | None, key: str | None, body: bytes
+) -> asyncio.Future[Decision]:
+    """Checks the request (raising ApiError: 401, 403, 400, 429, in that order) and queues
+    the purchase; the future holds Redis's decision."""
+    buyer = gw.auth.require("buyer", authorization).id
+    checked_key = idempotency_key(key)
+    spec = decode_json(body, PurchaseSpec, empty_ok=True)
+    gw.limiter.check(buyer)
+    return gw.engine.purchaser.purchase(drop_id, buyer, spec.quantity, checked_key)
+
+
+def answer(decision: Decision) -> Answer:
+    order = decision.order
+    if order is not None:
+        if decision.outcome == "replay":
+            return ok({"order": order.public()}, 200, "replay")
+        return ok({"order": order.public()}, 201, "created")
+    if decision.outcome == "unavailable":  # a voided request id: nothing was made
+        return _VOIDED
+    return _REFUSED[decision.outcome]
 
 
 @routes.post("/v1/drops/{id}/purchase")
 async def purchase(request: web.Request) -> web.Response:
-    gw = gateway(request)
-    buyer = gw.auth.buyer(request).id
-    key = idempotency_key(request)
-    spec = await read_json(request, PurchaseSpec, empty_ok=True)
-    gw.limiter.check(buyer)
-    decision = await gw.engine.purchaser.purchase(
-        request.match_info["id"], buyer, spec.quantity, key
+    h = request.headers
+    decision = await begin(
+        gateway(request),
+        request.match_info["id"],
+        h.get("Authorization"),
+        h.get("Idempotency-Key"),
+        await request.read(),  # over the size limit: 413 from aiohttp
     )
-    if decision.order is not None:
-        status = 200 if decision.outcome == "replay" else 201
-        return json_response({"order": decision.order.public()}, status)
-    if decision.outcome == "unavailable":
-        raise unavailable("this request could not be decided; retry with the same key")
-    # Most answers of a burst are refusals: answered directly, not raised and caught.
-    status, message = REFUSALS[decision.outcome]
-    return error_response(status, decision.outcome, message)
+    return response(answer(decision))

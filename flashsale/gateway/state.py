@@ -12,6 +12,7 @@ from flashsale.engine.store import OrderStore
 from flashsale.gateway.auth import Auth
 from flashsale.gateway.clients import ClientAddress
 from flashsale.gateway.ratelimit import RateLimiter
+from flashsale.metrics import metrics
 
 MAX_IN_FLIGHT = 1024
 
@@ -26,6 +27,15 @@ class Gateway:
     max_in_flight: int = MAX_IN_FLIGHT  # API requests this process works on at once
     in_flight: int = 0
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set on shutdown
+
+    def admit(self) -> bool:
+        """Takes a place for one API request, or says no (and counts it) at the bound; the
+        caller gives the place back (`in_flight -= 1`) once answered."""
+        if self.in_flight >= self.max_in_flight:
+            metrics().turned_away.inc()
+            return False
+        self.in_flight += 1
+        return True
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
