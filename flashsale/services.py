@@ -26,6 +26,7 @@ from flashsale.engine.store import OrderStore, open_store
 from flashsale.gateway.app import build_app
 from flashsale.gateway.auth import Auth
 from flashsale.gateway.clients import ClientAddress
+from flashsale.gateway.fastpath import FastSite, Limits
 from flashsale.gateway.protocol import answer_unreadable_in_json
 from flashsale.gateway.ratelimit import Limit, RateLimiter
 from flashsale.gateway.state import Gateway
@@ -33,6 +34,7 @@ from flashsale.gateways import Gateways, reachable
 from flashsale.redis_server import RedisServer
 
 log = logging.getLogger("flashsale")
+DRAIN_S = 10.0  # on stop, how long the answers owed may take
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -83,11 +85,13 @@ async def start_site(
         clients=ClientAddress(settings.trusted_proxies),
         max_in_flight=settings.max_in_flight,
     )
-    runner = web.AppRunner(build_app(gw), access_log=None, shutdown_timeout=10)
+    runner = web.AppRunner(build_app(gw), access_log=None, shutdown_timeout=DRAIN_S)
     await runner.setup()
     answer_unreadable_in_json(runner)
+    limits = Limits(idle_s=settings.http_idle_s, read_s=settings.http_read_s)
+    site = FastSite(runner, gw, host, port, reuse_port=reuse_port, limits=limits, drain_s=DRAIN_S)
     try:
-        await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+        await site.start()
     except OSError as e:
         await runner.cleanup()
         raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from None

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from flashsale.config import Settings
 from flashsale.engine.audit import AuditReport, audit
@@ -39,6 +40,7 @@ class Stack:
     base: str
     http: aiohttp.ClientSession
     worker: SettlementWorker | None
+    runner: web.AppRunner
     _closers: list[Any] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -138,7 +140,7 @@ async def start_stack(
     port = free_port()
     runner = await start_site(parts, settings, "127.0.0.1", port)
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=400))
-    stack = Stack(settings, parts, f"http://127.0.0.1:{port}", http, None)
+    stack = Stack(settings, parts, f"http://127.0.0.1:{port}", http, None, runner)
     stack._closers += [lambda: ctx.__aexit__(None, None, None), runner.cleanup, http.close]
     tasks: list[asyncio.Task[None]] = []
     if worker:

@@ -1,0 +1,536 @@
+"""One client connection on the gateway's port, read with httptools.
+
+The buyer's hot calls (routes.py) are answered here, straight off the socket: no request or
+response objects, no router, no middleware, no task per purchase (the answer is written
+from a callback on the decision's future). Everything else is aiohttp's: the first request
+on a connection that is not a hot call turns the connection over to an aiohttp request
+handler for good, and from then on this parser only frames what it reads, forwarding each
+request to that handler as canonical HTTP/1.1. So every byte on the port is parsed and
+bounded in one place (the limits in wire.py), and what aiohttp serves sees only requests
+that passed them.
+
+Answers leave in the order their requests came (pipelining): each request takes a slot in
+`queue` when its headers are read, and a slot is written only once every slot before it
+has been. A connection turned over to aiohttp waits for the slots it still owes before
+aiohttp writes anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from functools import partial
+from typing import TYPE_CHECKING, cast
+
+from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
+
+from flashsale.engine.purchase import Decision
+from flashsale.gateway import purchase
+from flashsale.gateway.drops import view
+from flashsale.gateway.errors import BUSY, INTERNAL, Answer, answer_error, refusal, translate
+from flashsale.gateway.fastpath import wire
+from flashsale.gateway.fastpath.routes import PURCHASE_ROUTE, VIEW_ROUTE, Route, route_of
+from flashsale.logs import REQUEST_ID, request_id
+from flashsale.metrics import metrics
+
+if TYPE_CHECKING:
+    from aiohttp.web_protocol import RequestHandler
+
+    from flashsale.gateway.fastpath.site import Front
+
+log = logging.getLogger(__name__)
+
+NOT_HTTP = refusal(400, "invalid_request", "the request is not valid HTTP")
+TOO_LARGE = refusal(413, "payload_too_large", "request bodies are at most 16384 bytes")
+HEADERS_TOO_LARGE = refusal(431, "headers_too_large", "the request's headers are too large")
+# What aiohttp's parser refuses at once (a NUL method): fed to a handler that has this
+# connection, it answers 400 in the contract's JSON, after the answers it owes, and closes.
+POISON = b"\x00 / HTTP/1.1\r\n\r\n"
+_RELAY_BUFFER = 64 * 1024  # bytes held for aiohttp while earlier answers are still owed
+FEED_BYTES = 4096
+_WANTED = frozenset({
+    b"authorization", b"idempotency-key", b"x-request-id", b"x-forwarded-for", b"expect",
+    b"content-length", b"transfer-encoding",
+})  # fmt: skip
+
+
+class Refused(Exception):
+    """Raised inside a parser callback to stop reading: the request gets `answer`, and the
+    connection closes after it (nothing after a broken request can be trusted)."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__(answer.outcome)
+        self.answer = answer
+
+
+class Slot:
+    """One request's place in the order answers go out."""
+
+    __slots__ = ("close", "connection", "continue_due", "data", "request_id", "started")
+
+    def __init__(self, started: float, connection: bytes, close: bool) -> None:
+        self.data: bytes | None = None
+        self.started = started
+        self.connection = connection  # the Connection header its answer carries
+        self.close = close
+        self.request_id = ""
+        self.continue_due = False  # Expect: 100-continue, sent once the slot is first
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, front: Front) -> None:
+        self.front = front
+        self.limits = front.limits
+        self.parser = HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.peer: str | None = None
+        self.queue: deque[Slot] = deque()
+        self.deadline = math.inf  # loop time: idle or read timeout (front.sweep)
+        self.in_message = False
+        self.done_reading = False  # after a refused request, or when closing
+        self.shutting = False
+        self.read_paused = False
+        self.write_paused = False
+        self.relay: RequestHandler | None = None  # aiohttp's handler, once it has the line
+        self.relay_attached = False
+        self.relay_held: list[bytes] = []
+        self.relay_held_bytes = 0
+        self.unfed = bytearray()  # read, not yet parsed: waits for the pipeline to drain
+        self.feeding_due = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.target = b""
+        self.route: Route | None = None
+        self.drop_id = ""
+        self.headers: dict[bytes, bytes] = {}
+        self.forwarded: list[str] = []
+        self.raw_headers: list[tuple[bytes, bytes]] = []
+        self.head_bytes = 0
+        self.header_count = 0
+        self.head_fed = 0
+        self.head_done = False
+        self.head_sent = False  # aiohttp has this request's head
+        self.body = bytearray()
+        self.chunked = False
+        self.slot: Slot | None = None
+        self.started = 0.0
+
+    # ---- transport events
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast(asyncio.Transport, transport)  # uvloop's is not one
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if isinstance(peer, tuple) else None
+        self.front.opened(self)
+        self.deadline = self.front.loop.time() + self.limits.idle_s
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.front.closed(self)
+        self.transport = None
+        self.done_reading = True
+        if self.relay is not None and self.relay_attached:
+            self.relay.connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        if self.relay is not None:
+            if self.relay_attached:
+                self.relay.eof_received()
+                return None
+            return True  # aiohttp gets the line once the answers owed are out
+        self.done_reading = True
+        if not self.queue:
+            return None  # nothing owed: close
+        for slot in self.queue:  # answer what was asked, then close
+            slot.close, slot.connection = True, wire.CLOSE
+        return True
+
+    def pause_writing(self) -> None:
+        if self.relay_attached and self.relay is not None:
+            self.relay.pause_writing()
+            return
+        self.write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        if self.relay_attached and self.relay is not None:
+            self.relay.resume_writing()
+            return
+        self.write_paused = False
+        self._update_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.done_reading:
+            return
+        if self.unfed:  # parsing waits for answers to go out; reading has paused too
+            self.unfed += data
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        """Parses in pieces of at most FEED_BYTES, so that a client pipelining a whole burst
+        in one write is stopped at `max_pipeline` unanswered requests (give or take one
+        piece): the rest waits, unparsed, until answers have gone out."""
+        for start in range(0, len(data), FEED_BYTES):
+            if self.done_reading:
+                return
+            if len(self.queue) >= self.limits.max_pipeline:
+                self.unfed = bytearray(data[start:])
+                self._update_reading()
+                return
+            self._parse(data if len(data) <= FEED_BYTES else data[start : start + FEED_BYTES])
+
+    def _resume_feeding(self) -> None:
+        self.feeding_due = False
+        unfed, self.unfed = self.unfed, bytearray()
+        if unfed and self.transport is not None:
+            self._feed(bytes(unfed))
+        self._update_reading()
+
+    def _parse(self, data: bytes) -> None:
+        was_in_head = self.in_message and not self.head_done
+        try:
+            self.parser.feed_data(data)
+        except HttpParserUpgrade as e:
+            # Upgrades are not spoken here: the request was served as a plain one (a body
+            # would have been skipped, and is refused in on_headers_complete).
+            rest = data[e.args[0] :]
+            if rest:
+                self._parse(rest)
+            return
+        except HttpParserCallbackError as e:
+            refused = e.__context__
+            if isinstance(refused, Refused):
+                self._fail(refused.answer)
+                return
+            log.error("fast path callback failed", exc_info=refused)
+            self._fail(INTERNAL)
+            return
+        except HttpParserError:
+            self._fail(NOT_HTTP)
+            return
+        # A head still incomplete: httptools holds its partial header line, unbounded; the
+        # chunks that arrived wholly inside the head count against max_head too.
+        if was_in_head and self.in_message and not self.head_done:
+            self.head_fed += len(data)
+            if self.head_fed + self.head_bytes > self.limits.max_head:
+                self._fail(HEADERS_TOO_LARGE)
+
+    # ---- httptools callbacks
+    def on_message_begin(self) -> None:
+        self._reset()
+        self.in_message = True
+        self.started = time.perf_counter()
+        self.deadline = self.front.loop.time() + self.limits.read_s
+
+    def on_url(self, url: bytes) -> None:
+        self.target += url
+        if len(self.target) > self.limits.max_url:
+            raise Refused(refusal(414, "uri_too_long", "the request target is too long"))
+
+    def _decide_route(self) -> None:
+        route, self.drop_id = route_of(self.parser.get_method(), self.target)
+        if self.relay is not None:
+            route = "aiohttp"  # the line is aiohttp's now
+        self.route = route
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.head_done:
+            return  # a chunked body's trailer: not headers of the request
+        if self.route is None:
+            self._decide_route()
+        self.head_bytes += len(name) + len(value) + 4
+        self.header_count += 1
+        if self.header_count > self.limits.max_headers or self.head_bytes > self.limits.max_head:
+            raise Refused(HEADERS_TOO_LARGE)
+        value = value.strip(b" \t")
+        if self.route == "aiohttp":  # forwarded as they came
+            self.raw_headers.append((name, value))
+        lower = name.lower()
+        if lower in _WANTED:
+            if lower == b"x-forwarded-for":
+                self.forwarded.append(value.decode("latin-1"))
+            else:
+                self.headers.setdefault(lower, value)
+
+    def on_headers_complete(self) -> None:
+        if self.route is None:
+            self._decide_route()
+        self.head_done = True
+        parser = self.parser
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            raise Refused(refusal(400, "invalid_request", "only HTTP/1.0 and 1.1 are spoken here"))
+        headers = self.headers
+        self.chunked = b"transfer-encoding" in headers
+        length = int(headers.get(b"content-length", b"0"))  # llhttp checked its digits
+        if parser.should_upgrade() and (length or self.chunked):
+            raise Refused(refusal(400, "invalid_request", "protocol upgrades are not supported"))
+        keep = parser.should_keep_alive() and not self.shutting
+        connection = (
+            b"" if keep and version == "1.1" else wire.KEEP_ALIVE_10 if keep else wire.CLOSE
+        )
+        if self.route == "aiohttp":
+            self._relay_head(version)
+            return
+        if length > self.limits.max_body:
+            raise Refused(
+                refusal(413, "payload_too_large", "request bodies are at most 16384 bytes")
+            )
+        slot = self.slot = Slot(self.started, connection, not keep)
+        self.queue.append(slot)
+        expect = headers.get(b"expect")
+        if expect is not None:
+            if expect.lower() != b"100-continue":
+                raise Refused(refusal(417, "expectation_failed", "only 100-continue is expected"))
+            if version == "1.1" and (length or self.chunked):
+                slot.continue_due = True
+                if slot is self.queue[0]:
+                    self._flush()
+        self._update_reading()
+
+    def on_body(self, body: bytes) -> None:
+        if self.route == "aiohttp":
+            self._relay_body(body)
+            return
+        self.body += body
+        if len(self.body) > self.limits.max_body:
+            raise Refused(
+                refusal(413, "payload_too_large", "request bodies are at most 16384 bytes")
+            )
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        self.deadline = math.inf
+        if self.route == "aiohttp":
+            if self.chunked:
+                self._relay_send(b"0\r\n\r\n")
+            self._reset()
+            return
+        slot = self.slot
+        assert slot is not None
+        slot.continue_due = False
+        self._serve(slot)
+        self._reset()
+
+    # ---- the hot calls
+    def _serve(self, slot: Slot) -> None:
+        front, gw, h = self.front, self.front.gw, self.headers
+        rid = request_id(_text(h.get(b"x-request-id")))
+        slot.request_id = rid
+        route = PURCHASE_ROUTE if self.route == "purchase" else VIEW_ROUTE
+        if not gw.admit():
+            self._answer(slot, BUSY, route, admitted=False)
+            return
+        try:
+            gw.limiter.check_ip(gw.clients.of(self.peer, self.forwarded))
+            if self.route == "purchase":
+                decision = purchase.begin(
+                    gw, self.drop_id, _text(h.get(b"authorization")),
+                    _text(h.get(b"idempotency-key")), bytes(self.body),
+                )  # fmt: skip
+                if decision.done():
+                    self._decided(slot, decision)
+                else:
+                    decision.add_done_callback(partial(self._decided, slot))
+            else:
+                task = front.loop.create_task(view(gw, self.drop_id))
+                task.add_done_callback(partial(self._viewed, slot))
+        except Exception as e:
+            self._answer(slot, self._error(e, rid), route)
+
+    def _decided(self, slot: Slot, decision: asyncio.Future[Decision]) -> None:
+        if decision.cancelled():  # shutting down mid-batch: nothing can be promised
+            self._abandon(slot)
+            return
+        error = decision.exception()
+        if error is None:
+            answer = purchase.answer(decision.result())
+        else:
+            answer = self._error(error, slot.request_id)
+        self._answer(slot, answer, PURCHASE_ROUTE)
+
+    def _viewed(self, slot: Slot, task: asyncio.Task[Answer]) -> None:
+        if task.cancelled():
+            self._abandon(slot)
+            return
+        error = task.exception()
+        answer = task.result() if error is None else self._error(error, slot.request_id)
+        self._answer(slot, answer, VIEW_ROUTE)
+
+    @staticmethod
+    def _error(e: BaseException, rid: str) -> Answer:
+        token = REQUEST_ID.set(rid)  # what is logged of it carries the request's id
+        try:
+            api = translate(e) if isinstance(e, Exception) else None
+            if api is not None:
+                return answer_error(api)
+            log.error("unhandled error on the fast path", exc_info=e)
+            return INTERNAL
+        finally:
+            REQUEST_ID.reset(token)
+
+    def _answer(self, slot: Slot, answer: Answer, route: str, admitted: bool = True) -> None:
+        if admitted:  # give its place back
+            self.front.gw.in_flight -= 1
+        measured = metrics()
+        measured.time_request(route, time.perf_counter() - slot.started)
+        if route == PURCHASE_ROUTE:
+            measured.count_purchase(answer.outcome)
+        slot.data = wire.encode(answer, slot.request_id, slot.connection, self.front.clock)
+        if self.queue and slot is self.queue[0]:
+            self._flush()
+
+    def _abandon(self, slot: Slot) -> None:
+        self.front.gw.in_flight -= 1
+        if self.transport is not None:
+            self.transport.close()
+
+    # ---- writing, in order
+    def _flush(self) -> None:
+        transport, queue = self.transport, self.queue
+        if transport is None:
+            return
+        while queue:
+            slot = queue[0]
+            if slot.data is None:
+                if slot.continue_due:
+                    slot.continue_due = False
+                    transport.write(wire.CONTINUE)
+                break
+            queue.popleft()
+            transport.write(slot.data)
+            if slot.close:
+                self.done_reading = True
+                queue.clear()
+                transport.close()
+                return
+        if queue or self.in_message:
+            self._update_reading()
+            return
+        if self.relay is not None:
+            self._attach()
+        elif self.shutting:
+            transport.close()
+        else:
+            self.deadline = self.front.loop.time() + self.limits.idle_s
+            self._update_reading()
+
+    def _fail(self, answer: Answer) -> None:
+        """A request that cannot be served: its answer after those owed, then close."""
+        self.done_reading = True
+        if self.relay is not None:
+            if self.head_sent:
+                # aiohttp is reading this request's body: nothing can be said in order
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            self._relay_send(POISON)
+            return
+        slot = self.slot
+        if slot is None or slot.data is not None:
+            slot = Slot(self.started or time.perf_counter(), wire.CLOSE, True)
+            self.queue.append(slot)
+        slot.close, slot.connection = True, wire.CLOSE
+        slot.request_id = request_id(_text(self.headers.get(b"x-request-id")))
+        slot.data = wire.encode(answer, slot.request_id, slot.connection, self.front.clock)
+        self.in_message = False
+        if slot is self.queue[0]:
+            self._flush()
+
+    def _update_reading(self) -> None:
+        """Reading pauses while the client does not read its answers, while too many
+        requests wait for theirs, or while too much waits to be handed to aiohttp."""
+        transport = self.transport
+        if transport is None or self.relay_attached:
+            return
+        below = len(self.queue) < self.limits.max_pipeline
+        if self.unfed and below and not self.feeding_due:
+            self.feeding_due = True  # not from inside a callback of the parser
+            self.front.loop.call_soon(self._resume_feeding)
+        pause = (
+            self.write_paused
+            or not below
+            or bool(self.unfed)
+            or self.relay_held_bytes > _RELAY_BUFFER
+        )
+        if pause != self.read_paused:
+            self.read_paused = pause
+            if pause:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+
+    # ---- timeouts and shutdown (called by the front)
+    def expire(self, now: float) -> None:
+        if now < self.deadline or self.transport is None:
+            return
+        self.deadline = math.inf
+        if self.in_message:
+            self._fail(refusal(408, "request_timeout", "the request did not arrive in time"))
+        elif not self.queue and not self.relay_attached:
+            self.transport.close()  # idle
+
+    def shutdown(self) -> None:
+        """No new requests; close once the answers owed are written."""
+        self.shutting = True
+        if self.transport is None or self.relay_attached:
+            return  # aiohttp shuts its own connections down
+        for slot in self.queue:
+            slot.close, slot.connection = True, wire.CLOSE
+        if not self.queue and not self.in_message:
+            self.transport.close()
+
+    # ---- handing the line to aiohttp
+    def _relay_head(self, version: str) -> None:
+        if self.relay is None:
+            self.relay = self.front.server()
+        head = [b"%s %s HTTP/%s\r\n" % (self.parser.get_method(), self.target, version.encode())]
+        head += [
+            b"%s: %s\r\n" % (name, value)
+            for name, value in self.raw_headers
+            if name.lower() != b"upgrade"  # not spoken; aiohttp must not switch either
+        ]
+        head.append(b"\r\n")
+        self._relay_send(b"".join(head))
+        self.head_sent = True
+        if not self.queue:
+            self._attach()
+
+    def _relay_body(self, body: bytes) -> None:
+        if self.chunked:  # framed again as it came (llhttp took the framing off)
+            self._relay_send(b"%x\r\n%s\r\n" % (len(body), body))
+        else:
+            self._relay_send(body)
+
+    def _relay_send(self, data: bytes) -> None:
+        if self.relay_attached:
+            assert self.relay is not None
+            self.relay.data_received(data)
+            return
+        self.relay_held.append(data)
+        self.relay_held_bytes += len(data)
+        self._update_reading()
+
+    def _attach(self) -> None:
+        relay, transport = self.relay, self.transport
+        if self.relay_attached or relay is None or transport is None:
+            return
+        if self.read_paused:
+            self.read_paused = False
+            transport.resume_reading()
+        self.relay_attached = True
+        if not self.in_message:
+            self.deadline = math.inf  # idle connections are aiohttp's to close now
+        relay.connection_made(transport)
+        self.front.handed_over(self)
+        held, self.relay_held, self.relay_held_bytes = self.relay_held, [], 0
+        for data in held:
+            relay.data_received(data)
+
+
+def _text(value: bytes | None) -> str | None:
+    """A header value as aiohttp hands it to handlers: UTF-8, bad bytes as surrogates."""
+    return None if value is None else value.decode("utf-8", "surrogateescape")

@@ -1,0 +1,63 @@
+"""What the fast path writes on the wire: HTTP/1.1 answers as bytes, and the limits every
+request it reads is held to."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
+
+from flashsale.gateway.errors import MAX_BODY, Answer
+
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# The Connection header an answer carries: none on HTTP/1.1 keep-alive (its default).
+KEEP_ALIVE_10 = b"Connection: keep-alive\r\n"
+CLOSE = b"Connection: close\r\n"
+
+
+def connection_header(keep_alive: bool, version: str) -> bytes:
+    if not keep_alive:
+        return CLOSE
+    return b"" if version == "1.1" else KEEP_ALIVE_10
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one connection may make the gateway hold (aiohttp's, or tighter)."""
+
+    idle_s: float = 75.0  # a keep-alive connection with nothing to do is closed after this
+    read_s: float = 10.0  # a request must arrive whole this long after its first byte
+    max_url: int = 8190  # bytes of the request target (414)
+    max_head: int = 16 * 1024  # bytes of all header lines together (431)
+    max_headers: int = 100  # header lines (431)
+    max_body: int = MAX_BODY  # bytes of a body (413)
+    max_pipeline: int = 32  # requests read ahead of their answers before reading pauses
+
+
+class Clock:
+    """The Date header, formatted once a second rather than once an answer."""
+
+    __slots__ = ("_date", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._date = b""
+
+    def date(self) -> bytes:
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._date = formatdate(second, usegmt=True).encode()
+        return self._date
+
+
+def encode(answer: Answer, request_id: str, connection: bytes, clock: Clock) -> bytes:
+    """One whole answer: status line, headers, JSON body."""
+    extra = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in answer.headers)
+    return b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" \
+        b"Date: %s\r\nServer: flashsale\r\nX-Request-Id: %s\r\n%s%s\r\n%s" % (
+            answer.status, _REASONS.get(answer.status, b"Unknown"), len(answer.body),
+            clock.date(), request_id.encode(), extra, connection, answer.body,
+        )  # fmt: skip
