@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from flashsale.engine.keys import GROUP, DropKeys
-from flashsale.engine.models import decode_order
+from flashsale.engine.models import orders_of
 from flashsale.engine.redis import text
 from flashsale.engine.settlement import backlog
 from flashsale.engine.store.base import iter_orders
@@ -147,7 +147,7 @@ async def test_a_worker_killed_holding_a_batch_is_taken_over(
         await second_lock.close()
     entries = [await stack.engine.redis.xrange(events, p["message_id"], p["message_id"])
                for p in in_hand]  # fmt: skip
-    held_orders = {decode_order(e[0][1][b"o"]).id for e in entries}
+    held_orders = {o.id for e in entries for o in orders_of(e[0][1])}
     assert not {o for o in held_orders if await stack.store.get(o)}  # none of them stored
 
     second = fleet.worker("worker-2", FLASHSALE_CLAIM_IDLE_MS="500")

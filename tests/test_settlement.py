@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from flashsale.engine.keys import GROUP, DropKeys
-from flashsale.engine.models import Order
+from flashsale.engine.models import Order, orders_of
 from flashsale.engine.settlement import SettlementWorker, entry_id, oldest_unsettled_ms
 from flashsale.engine.store import open_store
 from flashsale.engine.store.base import iter_orders
@@ -156,12 +156,14 @@ async def test_settlement_lag_is_the_age_of_the_oldest_unacknowledged_event(
     assert await oldest_unsettled_ms(redis, drops) is None
 
 
-async def _fill(stack: Stack, drop_id: str, n: int) -> set[str]:
-    """Decides n purchases straight through the engine, in script batches of 500."""
+async def _fill(stack: Stack, drop_id: str, n: int, per_call: int) -> set[str]:
+    """Decides n purchases straight through the engine, `per_call` in each script call (and
+    so in each stream entry)."""
     ids: set[str] = set()
-    for start in range(0, n, 500):
+    for start in range(0, n, per_call):
         requests = [
-            (f"{drop_id}-{_id16(i)}", f"b{i}", 1, "") for i in range(start, min(n, start + 500))
+            (f"{drop_id}-{_id16(i)}", f"b{i}", 1, "")
+            for i in range(start, min(n, start + per_call))
         ]
         for d in await stack.engine.purchaser._decide(drop_id, 0, requests):
             assert d.outcome == "created"
@@ -181,14 +183,16 @@ async def test_worker_killed_mid_stream_loses_and_duplicates_nothing(
 ) -> None:
     stack = await make_stack(worker=False)
     drop = await stack.new_drop(stock=total, per_buyer_limit=1)
-    ids = await _fill(stack, drop["id"], total)
+    ids = await _fill(stack, drop["id"], total, per_call=10)
     events = DropKeys.of(drop["id"]).events
     env = flashsale_env(redis_url, sqlite_url, FLASHSALE_CLAIM_IDLE_MS="500")
 
     async def until(condition: Callable[[], Awaitable[bool]]) -> None:
         deadline = time.monotonic() + 60
         while not await condition():
-            assert time.monotonic() < deadline and first.poll() is None, first.stdout.read()
+            if first.poll() is not None:  # read only once it exited: read() waits for EOF
+                raise AssertionError(first.stdout.read())
+            assert time.monotonic() < deadline, "the worker never got there"
             await asyncio.sleep(0.002)
 
     async def some_settled() -> bool:
@@ -202,7 +206,12 @@ async def test_worker_killed_mid_stream_loses_and_duplicates_nothing(
     lock.execute("BEGIN EXCLUSIVE")
     try:
         frozen = len(await stack.store.page(drop["id"], 0, total))
-        last_stored = entry_id((await stack.engine.redis.xrange(events, count=frozen))[-1][0])
+        counted, last_stored = 0, (0, 0)
+        for raw_id, fields in await stack.engine.redis.xrange(events, count=frozen):
+            if counted >= frozen:
+                break
+            counted += len(orders_of(fields))
+            last_stored = entry_id(raw_id)
 
         async def batch_in_hand() -> bool:
             summary = await stack.engine.redis.xpending(events, GROUP)
@@ -257,7 +266,7 @@ async def test_trimming_drops_only_what_every_worker_acknowledged(make_stack: Ma
     taken over, and the store ends with all 600."""
     stack = await make_stack(worker=False)
     drop = await stack.new_drop(stock=600, per_buyer_limit=1)
-    ids = await _fill(stack, drop["id"], 600)
+    ids = await _fill(stack, drop["id"], 600, per_call=1)  # an entry per order
     redis = stack.engine.redis
     events = DropKeys.of(drop["id"]).events
     worker = SettlementWorker(redis, stack.store, stack.engine.drops, batch=300)

@@ -100,7 +100,18 @@ class Order(msgspec.Struct, kw_only=True):
 
 
 _order_decoder = msgspec.msgpack.Decoder(Order)
+_batch_decoder = msgspec.msgpack.Decoder(list[Order])
 
 
 def decode_order(packed: bytes) -> Order:
     return _order_decoder.decode(packed)
+
+
+def orders_of(entry: dict[bytes, bytes]) -> list[Order]:
+    """The orders one drop stream entry carries (lib.lua `append_event[s]`): a batch of
+    purchases ('b'), one order ('o'), or none (an entry deleted after delivery)."""
+    batch = entry.get(b"b")
+    if batch is not None:
+        return _batch_decoder.decode(batch)
+    single = entry.get(b"o")
+    return [] if single is None else [_order_decoder.decode(single)]

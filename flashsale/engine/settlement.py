@@ -31,7 +31,7 @@ from redis.asyncio.cluster import RedisCluster
 from flashsale.engine.drops import Drops
 from flashsale.engine.errors import RedisError
 from flashsale.engine.keys import GROUP, PREFIX, DropKeys
-from flashsale.engine.models import decode_order
+from flashsale.engine.models import orders_of
 from flashsale.engine.redis import RedisClient, node_name, text
 from flashsale.engine.replicas import ReplicaAcks
 from flashsale.engine.stopping import pause
@@ -132,7 +132,7 @@ class SettlementWorker:
     store: OrderStore
     drops: Drops
     consumer: str = field(default_factory=consumer_name)
-    batch: int = 1000  # entries per stream per read
+    batch: int = 200  # entries per stream per read (a batch of purchases is one entry)
     claim_idle_ms: int = 30_000
     block_ms: int = 100  # single Redis: how long a read waits for new entries
     idle_sleep: float = 0.005  # cluster: first pause after a read found nothing ...
@@ -198,7 +198,7 @@ class SettlementWorker:
         if not work:
             return 0
         # An entry deleted after delivery (XDEL) comes back from XAUTOCLAIM without fields.
-        orders = [decode_order(f[b"o"]) for _, entries in work for _id, f in entries if f]
+        orders = [o for _, entries in work for _id, f in entries if f for o in orders_of(f)]
         if self.replicas is not None:
             await self._replicated([stream for stream, _ in work])
         if orders:

@@ -30,9 +30,9 @@ local function publish_live()
 end
 
 -- A pending drop whose opens_at has passed is live; every script sees that at once,
--- whether or not the sweeper has got there yet.
-local function promote(now)
-  local status, opens_at, remaining = unpack(redis.call('HMGET', K_DROP, 'status', 'opens_at', 'remaining'))
+-- whether or not the sweeper has got there yet. `promote_from` takes the fields a script
+-- has read already.
+local function promote_from(now, status, opens_at, remaining)
   if status == 'pending' and opens_at and opens_at ~= '' and now >= tonumber(opens_at) then
     status = tonumber(remaining) > 0 and 'live' or 'sold_out'
     set_status(status)
@@ -40,8 +40,30 @@ local function promote(now)
   return status
 end
 
-local function emit(kind, packed)
+local function promote(now)
+  local f = redis.call('HMGET', K_DROP, 'status', 'opens_at', 'remaining')
+  return promote_from(now, f[1], f[2], f[3])
+end
+
+-- The drop's stream (K_EVENTS), read by the settlement workers. An entry is one order
+-- ('o': msgpack) or, for a batch of purchases, all of its orders ('b': a msgpack array of
+-- them, its header followed by the packed orders as they are), so a batch costs one entry.
+local function append_event(kind, packed)
   redis.call('XADD', K_EVENTS, '*', 't', kind, 'o', packed)
+end
+
+local function append_events(kind, packed_list)
+  local n = #packed_list
+  local head
+  if n < 16 then
+    head = string.char(0x90 + n)
+  elseif n < 65536 then
+    head = string.char(0xdc, math.floor(n / 256), n % 256)
+  else
+    head = string.char(0xdd, math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
+      math.floor(n / 256) % 256, n % 256)
+  end
+  redis.call('XADD', K_EVENTS, '*', 't', kind, 'b', head .. table.concat(packed_list))
 end
 
 -- Ends a hold: units back on sale, the buyer's count down, the order expired, an event out.
@@ -59,6 +81,6 @@ local function release(order, now)
     redis.call('HDEL', K_BUYERS, order.buyer)
   end
   if redis.call('HGET', K_DROP, 'status') == 'sold_out' then set_status('live') end
-  emit('expired', packed)
+  append_event('expired', packed)
   return packed
 end

@@ -19,5 +19,5 @@ order.ended_at = now
 packed = cmsgpack.pack(order)
 redis.call('HSET', K_ORDERS, order.id, packed)
 redis.call('ZREM', K_HOLDS, order.id)
-emit('paid', packed)
+append_event('paid', packed)
 return {'paid', packed}

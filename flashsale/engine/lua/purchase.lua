@@ -3,10 +3,16 @@
 -- key ('' = none)], ...] (one argument, so packing a batch costs the gateway one call).
 -- Returns a flat list: for each purchase an outcome and the msgpack order ('' if none).
 --
--- The order id is the gateway's request id, so running the same request again is
+-- The order ids are the gateway's request ids, so running the same batch again is
 -- idempotent: a gateway that lost the answer runs it again (recheck = 1) and learns what
--- was decided. If that rerun refuses, the id is voided, so a first attempt still in flight
--- can never create an order the buyer was told did not happen.
+-- was decided. A script is atomic, so the first attempt ran whole or not at all, and one
+-- mark per batch (its first order id, in K_VOID) is enough: a recheck sets it, and a first
+-- attempt that arrives after it finds it and decides nothing, so it can never create an
+-- order the buyer was told did not happen.
+--
+-- What Redis spends is per key, not per purchase: each hash the batch needs is read with one
+-- HMGET and written with one HSET, and the batch's new orders go out as one stream entry
+-- (field 'b': a msgpack array of them), whatever the batch's size.
 local recheck = ARGV[1] == '1'
 local batch = cmsgpack.unpack(ARGV[2])
 local n = #batch
@@ -18,36 +24,75 @@ if redis.call('EXISTS', K_DROP) == 0 then
 end
 
 local now = now_ms()
--- A recheck writes once, whatever it finds: with acks=replica the WAIT that follows on this
--- connection then covers every earlier write, the lost first attempt's included.
-if recheck then redis.call('HSET', K_VOID, '~', now) end
-local status = promote(now)
-local f = redis.call('HMGET', K_DROP, 'remaining', 'sold', 'seq', 'per_buyer_limit', 'price',
-  'currency', 'payment_window_s')
-local remaining, sold, seq = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
-local limit, price, currency, window = tonumber(f[4]), tonumber(f[5]), f[6], tonumber(f[7])
+local mark = batch[1][1]
+if recheck then
+  -- Also a write whatever it finds: with acks=replica the WAIT that follows on this
+  -- connection then covers every earlier write, the lost first attempt's included.
+  redis.call('HSET', K_VOID, mark, now)
+elseif redis.call('HEXISTS', K_VOID, mark) == 1 then
+  for i = 1, n do out[#out + 1] = 'unavailable'; out[#out + 1] = '' end
+  return out
+end
+
+local f = redis.call('HMGET', K_DROP, 'status', 'opens_at', 'remaining', 'sold', 'seq',
+  'per_buyer_limit', 'price', 'currency', 'payment_window_s')
+local status = promote_from(now, f[1], f[2], f[3])
+local remaining, sold, seq = tonumber(f[3]), tonumber(f[4]), tonumber(f[5])
+local limit, price, currency, window = tonumber(f[6]), tonumber(f[7]), f[8], tonumber(f[9])
+local open = status == 'live' or status == 'sold_out'
+
+-- Everything the batch reads, one command per key.
+local buyers, idem_fields = {}, {}
+for i = 1, n do
+  local req = batch[i]
+  buyers[#buyers + 1] = req[2]
+  if req[4] ~= '' then idem_fields[#idem_fields + 1] = req[2] .. '\n' .. req[4] end
+end
+local held = {}
+local counts = redis.call('HMGET', K_BUYERS, unpack(buyers))
+for i = 1, n do held[buyers[i]] = tonumber(counts[i]) or 0 end
+local used = {}  -- "buyer\nkey" -> order id: Redis's, then this batch's
+if #idem_fields > 0 then
+  local prev = redis.call('HMGET', K_IDEM, unpack(idem_fields))
+  for i = 1, #idem_fields do
+    if prev[i] then used[idem_fields[i]] = prev[i] end
+  end
+end
+local existing = {}  -- a recheck finds what the lost first attempt made
+if recheck then
+  local ids = {}
+  for i = 1, n do ids[i] = batch[i][1] end
+  local found = redis.call('HMGET', K_ORDERS, unpack(ids))
+  for i = 1, n do
+    if found[i] then existing[ids[i]] = found[i] end
+  end
+end
+
+local made = {}  -- order id -> packed order, of this batch
+local order_args, idem_args, hold_args, packed_list = {}, {}, {}, {}
+local touched = {}
 
 local function decide(oid, buyer, qty, key)
-  local existing = redis.call('HGET', K_ORDERS, oid)
-  if existing then return 'created', existing end
-  if redis.call('HEXISTS', K_VOID, oid) == 1 then return 'unavailable', '' end
-  local idem_field = buyer .. '\n' .. key
+  local prior = existing[oid]
+  if prior then return 'created', prior end
+  local field = buyer .. '\n' .. key
   if key ~= '' then
-    local prev = redis.call('HGET', K_IDEM, idem_field)
+    local prev = used[field]
     if prev then
-      local packed = redis.call('HGET', K_ORDERS, prev)
+      local packed = made[prev] or existing[prev] or redis.call('HGET', K_ORDERS, prev)
       if cmsgpack.unpack(packed).quantity ~= qty then return 'idempotency_conflict', '' end
       return 'replay', packed
     end
   end
-  if status ~= 'live' and status ~= 'sold_out' then return 'not_live', '' end
+  if not open then return 'not_live', '' end
   if remaining < qty then return 'sold_out', '' end
-  local held = tonumber(redis.call('HGET', K_BUYERS, buyer) or '0')
-  if held + qty > limit then return 'limit_reached', '' end
+  if held[buyer] + qty > limit then return 'limit_reached', '' end
 
   seq = seq + 1
   remaining = remaining - qty
   sold = sold + qty
+  held[buyer] = held[buyer] + qty
+  touched[buyer] = true
   local order = {
     id = oid, drop_id = DROP_ID, seq = seq, buyer = buyer, quantity = qty,
     amount = price * qty, currency = currency, created_at = now,
@@ -55,32 +100,41 @@ local function decide(oid, buyer, qty, key)
   }
   if key ~= '' then
     order.idempotency_key = key
-    redis.call('HSET', K_IDEM, idem_field, oid)
+    used[field] = oid
+    idem_args[#idem_args + 1] = field
+    idem_args[#idem_args + 1] = oid
   end
   if window > 0 then
     order.expires_at = now + window * 1000
-    redis.call('ZADD', K_HOLDS, order.expires_at, oid)
+    hold_args[#hold_args + 1] = order.expires_at
+    hold_args[#hold_args + 1] = oid
   end
   local packed = cmsgpack.pack(order)
-  redis.call('HSET', K_ORDERS, oid, packed)
-  redis.call('HINCRBY', K_BUYERS, buyer, qty)
-  emit('created', packed)
+  made[oid] = packed
+  order_args[#order_args + 1] = oid
+  order_args[#order_args + 1] = packed
+  packed_list[#packed_list + 1] = packed
   return 'created', packed
 end
 
-local created = false
 for i = 1, n do
-  local oid, buyer, qty, key = unpack(batch[i])
-  local outcome, packed = decide(oid, buyer, qty, key)
-  if outcome == 'created' and packed ~= '' then created = true end
-  if recheck and packed == '' and outcome ~= 'unavailable' then
-    redis.call('HSET', K_VOID, oid, now)
-  end
+  local req = batch[i]
+  local outcome, packed = decide(req[1], req[2], req[3], req[4])
   out[#out + 1] = outcome
   out[#out + 1] = packed
 end
 
-if created then
+if #packed_list > 0 then
+  local buyer_args = {}
+  for buyer in pairs(touched) do
+    buyer_args[#buyer_args + 1] = buyer
+    buyer_args[#buyer_args + 1] = held[buyer]
+  end
+  redis.call('HSET', K_ORDERS, unpack(order_args))
+  redis.call('HSET', K_BUYERS, unpack(buyer_args))
+  if #idem_args > 0 then redis.call('HSET', K_IDEM, unpack(idem_args)) end
+  if #hold_args > 0 then redis.call('ZADD', K_HOLDS, unpack(hold_args)) end
+  append_events('created', packed_list)
   redis.call('HSET', K_DROP, 'remaining', remaining, 'sold', sold, 'seq', seq)
   live_changed = true
   if remaining == 0 and status == 'live' then set_status('sold_out') end
