@@ -5,6 +5,7 @@ from __future__ import annotations
 from flashsale.engine.drops import Drops
 from flashsale.engine.live import LiveFeed
 from flashsale.engine.orders import Orders
+from flashsale.engine.pipe import Pipe
 from flashsale.engine.purchase import Purchaser
 from flashsale.engine.redis import RedisClient, connect
 from flashsale.engine.replicas import ReplicaAcks
@@ -21,7 +22,10 @@ class Engine:
         self.feed = StatusFeed(redis)
         self.drops = Drops(redis, self.scripts, self.feed)
         self.replicas = ReplicaAcks(redis) if acks == "replica" else None
-        self.purchaser = Purchaser(redis, self.scripts, self.feed, self.replicas)
+        # Batches go on a connection of their own (pipe.py), but under acks=replica, which
+        # WAITs on connections of its own per node.
+        self.pipe = None if self.replicas else Pipe.for_url(url, connect_timeout=1.0, timeout=5.0)
+        self.purchaser = Purchaser(redis, self.scripts, self.feed, self.replicas, self.pipe)
         self.orders = Orders(redis, self.scripts, self.feed)
         self.sweeper = Sweeper(self.drops, self.scripts)
         self.live = LiveFeed(redis, url)
@@ -34,6 +38,8 @@ class Engine:
         await self.redis.ping()
 
     async def close(self) -> None:
+        if self.pipe is not None:
+            self.pipe.close()
         await self.live.close()
         if self.replicas is not None:
             await self.replicas.close()

@@ -12,9 +12,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 AMBIGUOUS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
 
 
+class NeverSent(RedisConnectionError):
+    """No connection could be made, so no command was sent (raised by engine/pipe.py)."""
+
+
 def never_sent(e: BaseException) -> bool:
     """A command that failed before it left: no connection could be made (refused, timed
     out connecting, or none free in the pool). Unlike a lost answer, nothing can have run."""
+    if isinstance(e, NeverSent):
+        return True
     return isinstance(e, RedisConnectionError | RedisTimeoutError) and (
         "connecting to" in str(e) or "No connection available" in str(e)
     )
@@ -24,4 +30,4 @@ class Unavailable(Exception):
     """Redis (or the order store) could not be reached in time; nothing was decided."""
 
 
-__all__ = ["AMBIGUOUS", "RedisError", "Unavailable", "never_sent"]
+__all__ = ["AMBIGUOUS", "NeverSent", "RedisError", "Unavailable", "never_sent"]

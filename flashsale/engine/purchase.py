@@ -34,11 +34,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from redis.exceptions import NoScriptError
 
 from flashsale.engine.errors import AMBIGUOUS, RedisError, Unavailable, never_sent
 from flashsale.engine.ids import is_drop_id, new_order_ids
 from flashsale.engine.keys import DropKeys
 from flashsale.engine.models import Order, Outcome, decode_order
+from flashsale.engine.pipe import Pipe
 from flashsale.engine.redis import RedisClient, node_name
 from flashsale.engine.replicas import ReplicaAcks
 from flashsale.engine.scripts import Scripts
@@ -76,11 +78,13 @@ class Purchaser:
         scripts: Scripts,
         feed: StatusFeed | None = None,
         replicas: ReplicaAcks | None = None,
+        pipe: Pipe | None = None,
     ) -> None:
         self._redis = redis
         self._scripts = scripts
         self.feed = feed
         self.replicas = replicas  # acks=replica: decisions count once a replica has them
+        self._pipe = pipe  # a connection of batches' own (pipe.py); else redis-py's
         self.max_batch = MAX_BATCH
         self._queues: dict[str, list[Waiting]] = {}
         self._flush_due = False
@@ -220,14 +224,27 @@ class Purchaser:
             raise flat
         return flat
 
+    async def _decide_piped(self, drop_id: str, recheck: int, packed: bytes) -> Any:
+        assert self._pipe is not None
+        keys = DropKeys.of(drop_id)
+        script = self._scripts.purchase
+        command = ("EVALSHA", script.sha, len(keys), *keys, recheck, packed)
+        try:
+            return await self._pipe.call(*command)
+        except NoScriptError:  # a new or restarted Redis: nothing ran; load it, send again
+            await self._redis.script_load(script.script)
+            return await self._pipe.call(*command)
+
     async def _decide(self, drop_id: str, recheck: int, requests: list[Request]) -> list[Decision]:
         """Runs one batch of purchases of one drop in a single script call."""
         packed = _pack(requests)
         start = time.perf_counter()
-        if self.replicas is None:
-            flat = await Scripts.call(self._scripts.purchase, drop_id, recheck, packed)
-        else:
+        if self.replicas is not None:
             flat = await self._decide_replicated(drop_id, recheck, packed)
+        elif self._pipe is not None:
+            flat = await self._decide_piped(drop_id, recheck, packed)
+        else:
+            flat = await Scripts.call(self._scripts.purchase, drop_id, recheck, packed)
         measured = metrics()
         measured.batch_seconds.observe(time.perf_counter() - start)
         measured.batch_size.observe(len(requests))
