@@ -244,6 +244,7 @@ def test_scenario_file_and_flags(tmp_path: Path) -> None:
 async def test_bench_prints_both_rates_and_their_ratio(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "flashsale", "bench", "--generator", "own", "--duration", "1",
+        "--processes", "1",
         "--no-seed", "--connections", "8", "--rates", "500", "--scale-buyers", "500,2000",
         "--settle-orders", "5000", cwd=tmp_path, env=os.environ | {"COLUMNS": "200"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,

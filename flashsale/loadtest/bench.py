@@ -1,7 +1,8 @@
-"""`flashsale bench`: on this machine, in one run, with the same process count and the same
-load generator, (a) a plain aiohttp+uvloop hello-world POST, the ceiling, against (b)
-flashsale's purchase endpoint, with the ratio b/a; then the seed scenario (38,000 units,
-380,000 attempts, limit 2) with its sellout time and audit.
+"""`flashsale bench`: on this machine, in one run, for each process count and with the same
+load generator, (a) a plain aiohttp+uvloop hello-world POST and (a') a bare uvloop+httptools
+one, the ceiling, against (b) flashsale's purchase endpoint, with the ratios and what each
+costs in CPU per request; then held rates, scale, settlement, and the seed scenario (38,000
+units, 380,000 attempts, limit 2) with its sellout time and audit.
 
 wrk is the generator when it is installed, and then the load tool's own client is measured
 against it on (a) too: the client must not be what limits the numbers.
@@ -36,7 +37,7 @@ from flashsale.engine.engine import Engine
 from flashsale.engine.ids import new_order_ids
 from flashsale.engine.keys import DropKeys
 from flashsale.gateway.auth import Auth
-from flashsale.loadtest import fleet, settle_bench
+from flashsale.loadtest import cpu, fleet, settle_bench
 from flashsale.loadtest.firing import Job, Shot, Workload
 from flashsale.loadtest.http import request_bytes
 from flashsale.loadtest.results import Latency
@@ -55,6 +56,7 @@ class Measured:
     p50_ms: float
     p99_ms: float
     cpu_us: float | None = None  # the load tool's CPU per request
+    server_cpu_us: float | None = None  # the server's CPU per request answered
     redis_bytes_per_order: float | None = None  # the drop's Redis bytes per purchase made
 
 
@@ -340,7 +342,12 @@ async def _unbatched_cost(redis: RedisServer, drop: str, n: int = 2000) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--processes", type=int, default=1, help="server and client processes each")
+    p.add_argument(
+        "--processes",
+        type=lambda v: [int(n) for n in v.split(",") if n],
+        default=[1, 2],
+        help="server and client process counts to compare, each in turn (1,2)",
+    )
     p.add_argument("--connections", type=int, default=64, help="connections in all")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     p.add_argument("--generator", choices=("auto", "wrk", "own"), default="auto")
@@ -367,43 +374,78 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--settle-orders", type=int, default=200_000, help="orders settled, timed")
 
 
-def main(args: argparse.Namespace) -> int:
-    console = Console()
-    procs, conns, dur = args.processes, args.connections, args.duration
-    wrk = shutil.which("wrk") if args.generator != "own" else None
-    if args.generator == "wrk" and wrk is None:
-        raise ValueError("--generator wrk: wrk is not installed (apt install wrk)")
-    generator = "wrk" if wrk else "flashsale loadtest client"
+@dataclass
+class Rig:
+    """A whole flashsale of the bench's own: Redis, `serve --workers N`, one worker."""
+
+    procs: int
+    url: str
+    port: int
+    redis: RedisServer
+    env: dict[str, str]
+    secret: str
+    host_key: str
+    gateway: subprocess.Popen[bytes]
+    worker: subprocess.Popen[bytes]
+
+
+def _start_rig(stack: ExitStack, work: Path, procs: int) -> Rig:
+    redis = RedisServer(work / f"redis-{procs}").start()
+    stack.callback(redis.stop)
+    secret, host_key = secrets.token_urlsafe(32), "hk_" + secrets.token_urlsafe(24)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")} | {
+        "FLASHSALE_REDIS_URL": redis.url,
+        "FLASHSALE_DATABASE_URL": f"sqlite:///{work / f'orders-{procs}.db'}",
+        "FLASHSALE_TOKEN_SECRET": secret,
+        "FLASHSALE_HOST_KEYS": host_key,
+        "FLASHSALE_DATA_DIR": str(work / f"data-{procs}"),
+    }
+    port = free_port()
+    cli = [sys.executable, "-m", "flashsale"]
+    serve = [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(procs)]
+    gateway = _start(stack, serve, env)
+    worker = _start(stack, [*cli, "worker"], env)
+    _wait_port(port, gateway)
+    return Rig(
+        procs, f"http://127.0.0.1:{port}", port, redis, env, secret, host_key, gateway, worker
+    )
+
+
+def _ceilings(
+    stack: ExitStack, work: Path, procs: int, conns: int, dur: float, wrk: bool, pin: bool
+) -> tuple[list[Measured], float | None]:
+    """(a) and (a'): both hello worlds, measured alike; with `pin`, the load tool's own client
+    against wrk too. Returns the rows and that client's ratio to wrk."""
     rows: list[Measured] = []
-    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="flashsale-bench-") as tmp:
-        work = Path(tmp)
-        # (a) the ceiling
+    client_ratio = None
+    for kind, target in (("aiohttp", "(a) aiohttp hello world"), ("bare", "(a') bare httptools")):
         port = free_port()
-        hello = [
-            _start(stack, [sys.executable, "-m", "flashsale.loadtest.hello", str(port)])
+        servers = [
+            _start(stack, [sys.executable, "-m", "flashsale.loadtest.hello", str(port), kind])
             for _ in range(procs)
         ]
-        _wait_port(port, hello[0])
-        console.print(f"(a) hello world: {procs} process(es), {conns} connections, {dur:g}s")
+        _wait_port(port, servers[0])
         script = work / "hello.lua"
         script.write_text(_lua('{"quantity":1}', {"Content-Type": "application/json"}))
-        hello_url = f"http://127.0.0.1:{port}/hello"
+        url = f"http://127.0.0.1:{port}/hello"
         workloads = [Hello(f"127.0.0.1:{port}")] * procs
-        a = _wrk(hello_url, script, procs, conns, dur) if wrk else _own(port, workloads, conns, dur)
-        a.target = "(a) aiohttp hello world"
-        rows.append(a)
-        client_ratio = None
+        pids = [p for server in servers for p in cpu.tree(server.pid)]
+        used = cpu.seconds(pids)
+        m = _wrk(url, script, procs, conns, dur) if wrk else _own(port, workloads, conns, dur)
+        m.server_cpu_us = (cpu.seconds(pids) - used) / max(1.0, m.rps * dur) * 1e6
+        m.target = target
+        rows.append(m)
         cores = os.cpu_count() or 1
-        if wrk and cores >= 2 * procs:
+        if kind == "aiohttp" and pin and wrk and cores >= 2 * procs:
             # The client against wrk, each pinned to cores the server does not use.
             server_cpus, client_cpus = set(range(procs)), set(range(procs, 2 * procs))
-            for proc in hello:
-                os.sched_setaffinity(proc.pid, server_cpus)
+            for server in servers:
+                os.sched_setaffinity(server.pid, server_cpus)
             # Alternating short rounds, so a noisy neighbour hurts both alike.
             third = max(1, round(dur / 3))  # wrk takes whole seconds
             rounds = [
                 (
-                    _wrk(hello_url, script, procs, conns, third, client_cpus),
+                    _wrk(url, script, procs, conns, third, client_cpus),
                     _own(port, workloads, conns, third, client_cpus),
                 )
                 for _ in range(3)
@@ -413,65 +455,121 @@ def main(args: argparse.Namespace) -> int:
                 m.target = "(a) pinned, client cores apart"
             rows += [pinned_wrk, pinned_own]
             client_ratio = pinned_own.rps / pinned_wrk.rps
-        for proc in hello:
-            proc.terminate()
+        for server in servers:
+            server.terminate()
+            server.wait(10)
+    return rows, client_ratio
 
-        # (b) flashsale's purchase endpoint, its Redis and a settlement worker beside it
-        redis = RedisServer(work / "redis").start()
-        stack.callback(redis.stop)
-        secret, host_key = secrets.token_urlsafe(32), "hk_" + secrets.token_urlsafe(24)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")} | {
-            "FLASHSALE_REDIS_URL": redis.url,
-            "FLASHSALE_DATABASE_URL": f"sqlite:///{work / 'orders.db'}",
-            "FLASHSALE_TOKEN_SECRET": secret,
-            "FLASHSALE_HOST_KEYS": host_key,
-            "FLASHSALE_DATA_DIR": str(work / "data"),
-        }
-        port = free_port()
-        cli = [sys.executable, "-m", "flashsale"]
-        gateway = _start(
-            stack,
-            [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(procs)],
-            env,
-        )
-        _start(stack, [*cli, "worker"], env)
-        _wait_port(port, gateway)
-        url = f"http://127.0.0.1:{port}"
-        drop = asyncio.run(_new_drop(url, host_key, stock=10**9, per_buyer_limit=10**6))
-        auth = Auth(secret, [])
-        tokens = [auth.mint(f"bench-{i}", 24 * 3600) for i in range(BENCH_BUYERS)]
-        console.print(f"(b) purchases: {procs} gateway process(es) + 1 settlement worker")
-        # One pass over the buyers first: (b) measures purchases from buyers whose tokens the
-        # gateways have verified (a buyer taps more than once); the seed burst is the cold case.
-        _own(port, _purchase_loads(port, drop, tokens, procs, "w", count=len(tokens)), conns, None)
-        before = _script_stats(redis, drop)
-        if wrk:
-            script = work / "purchase.lua"
-            script.write_text(_lua('{"quantity":1}', {"Content-Type": "application/json"}, tokens))
-            b = _wrk(f"{url}/v1/drops/{drop}/purchase", script, procs, conns, dur)
-        else:
-            b = _own(port, _purchase_loads(port, drop, tokens, procs, "p"), conns, dur)
-        b.target = "(b) flashsale purchase"
-        rows.append(b)
-        redis_cost = _redis_cost(before, _script_stats(redis, drop))
+
+def _purchases(
+    rig: Rig, work: Path, conns: int, dur: float, wrk: bool, tokens: list[str], drop: str
+) -> tuple[Measured, list[str]]:
+    """(b): new purchases as fast as they are answered; the row and what each part spent."""
+    procs = rig.procs
+    # One pass over the buyers first: (b) measures purchases from buyers whose tokens the
+    # gateways have verified (a buyer taps more than once); the seed burst is the cold case.
+    _own(
+        rig.port,
+        _purchase_loads(rig.port, drop, tokens, procs, "w", count=len(tokens)),
+        conns,
+        None,
+    )
+    before = _script_stats(rig.redis, drop)
+    parts = {
+        "gateway": cpu.tree(rig.gateway.pid),
+        "settlement worker": cpu.tree(rig.worker.pid),
+        "redis-server": [rig.redis.process.pid] if rig.redis.process else [],
+    }
+    used = {name: cpu.seconds(pids) for name, pids in parts.items()}
+    if wrk:
+        script = work / "purchase.lua"
+        script.write_text(_lua('{"quantity":1}', {"Content-Type": "application/json"}, tokens))
+        b = _wrk(f"{rig.url}/v1/drops/{drop}/purchase", script, procs, conns, dur)
+    else:
+        b = _own(rig.port, _purchase_loads(rig.port, drop, tokens, procs, "p"), conns, dur)
+    spent = {name: cpu.seconds(pids) - used[name] for name, pids in parts.items()}
+    after = _script_stats(rig.redis, drop)
+    sold = max(1, after[2] - before[2])
+    b.target = "(b) flashsale purchase"
+    b.server_cpu_us = spent["gateway"] / sold * 1e6
+    lines = [
+        f"(b) {procs} process(es), CPU per purchase: "
+        + ", ".join(f"{name} {secs / sold * 1e6:.1f} us" for name, secs in spent.items())
+    ]
+    redis_cost = _redis_cost(before, after)
+    if redis_cost:
+        lines.append(redis_cost)
+    return b, lines
+
+
+def main(args: argparse.Namespace) -> int:
+    console = Console()
+    conns, dur = args.connections, args.duration
+    wrk = shutil.which("wrk") if args.generator != "own" else None
+    if args.generator == "wrk" and wrk is None:
+        raise ValueError("--generator wrk: wrk is not installed (apt install wrk)")
+    generator = "wrk" if wrk else "flashsale loadtest client"
+    rows: list[Measured] = []
+    notes: list[str] = []
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="flashsale-bench-") as tmp:
+        work = Path(tmp)
+        rig: Rig | None = None
+        tokens: list[str] = []
+        drop = ""
+        for n, procs in enumerate(args.processes):
+            console.print(f"{procs} server process(es), {conns} connections, {dur:g}s each")
+            console.print("(a) and (a') the hello worlds")
+            ceilings, client_ratio = _ceilings(stack, work, procs, conns, dur, bool(wrk), n == 0)
+            console.print(f"(b) purchases: {procs} gateway process(es) + 1 settlement worker")
+            rig = _start_rig(stack, work, procs)
+            drop = asyncio.run(_new_drop(rig.url, rig.host_key, stock=10**9, per_buyer_limit=10**6))
+            auth = Auth(rig.secret, [])
+            tokens = [auth.mint(f"bench-{i}", 24 * 3600) for i in range(BENCH_BUYERS)]
+            b, lines = _purchases(rig, work, conns, dur, bool(wrk), tokens, drop)
+            rows += [*ceilings, b]
+            hello, bare = ceilings[0], ceilings[1]
+            notes.append(
+                f"{procs} process(es): purchase / hello world ({generator}): "
+                f"[bold]{b.rps / hello.rps:.2f}x[/bold]; purchase / bare httptools: "
+                f"[bold]{b.rps / bare.rps:.2f}x[/bold]; server CPU per request: purchase "
+                f"{b.server_cpu_us:.1f} us, aiohttp hello {hello.server_cpu_us:.1f} us, bare "
+                f"{bare.server_cpu_us:.1f} us"
+            )
+            notes += lines
+            if client_ratio is not None:
+                notes.append(
+                    f"load tool's client / wrk on hello world: [bold]{client_ratio:.2f}x[/]"
+                )
+            if n + 1 < len(args.processes):  # the last rig stays for the sections below
+                for proc in (rig.gateway, rig.worker):
+                    proc.terminate()
+                    proc.wait(20)
+        assert rig is not None, "--processes names no process count"
+        if rig.redis.process is not None:
+            notes.append(asyncio.run(_unbatched_cost(rig.redis, drop)))
+        procs, url, port = rig.procs, rig.url, rig.port
         for rate in args.rates:
             loads = _purchase_loads(port, drop, tokens, procs, f"r{rate}-", rate=rate)
             m = _own(port, loads, max(conns, 256), min(dur, 5.0), open_loop=True)
             m.target = f"(c) {rate:,} purchases/s held, open loop"
             rows.append(m)
         if not args.no_scale:
-            rows += _scale(url, port, host_key, auth, tokens, procs, conns, dur, redis, args)
-        table = Table(title=f"flashsale bench: {procs} server process(es), {conns} connections")
-        for col in ("target", "generator", "req/s", "p50", "p99"):
+            auth = Auth(rig.secret, [])
+            rows += _scale(
+                url, port, rig.host_key, auth, tokens, procs, conns, dur, rig.redis, args
+            )
+        table = Table(title=f"flashsale bench: {conns} connections")
+        for col in ("target", "generator", "req/s", "p50", "p99", "server CPU"):
             table.add_column(col, justify="left" if col in ("target", "generator") else "right")
         for m in rows:
+            server = f"{m.server_cpu_us:.1f} us" if m.server_cpu_us is not None else ""
             table.add_row(
-                m.target, m.generator, f"{m.rps:,.0f}", f"{m.p50_ms:.2f} ms", f"{m.p99_ms:.2f} ms"
-            )
+                m.target, m.generator, f"{m.rps:,.0f}", f"{m.p50_ms:.2f} ms",
+                f"{m.p99_ms:.2f} ms", server,
+            )  # fmt: skip
         console.print(table)
-        console.print(f"purchase / hello world ({generator}): [bold]{b.rps / a.rps:.2f}x[/bold]")
-        if client_ratio is not None:
-            console.print(f"load tool's client / wrk on hello world: [bold]{client_ratio:.2f}x[/]")
+        for note in notes:
+            console.print(note)
         for m in rows:
             if m.redis_bytes_per_order is not None:
                 console.print(
@@ -479,9 +577,6 @@ def main(args: argparse.Namespace) -> int:
                     "bytes per purchase (the order, its key, the buyer's count, "
                     "the stream entry until settled)"
                 )
-        if redis_cost:
-            console.print(redis_cost)
-            console.print(asyncio.run(_unbatched_cost(redis, drop)))
         cpu_us = [m.cpu_us for m in rows if m.cpu_us]
         if cpu_us:
             console.print(
@@ -502,16 +597,18 @@ def main(args: argparse.Namespace) -> int:
         console.print("seed scenario: 38,000 units, 380,000 attempts, limit 2, burst")
         settings = Settings(
             data_dir=work / "data",
-            redis_url=redis.url,
-            database_url=env["FLASHSALE_DATABASE_URL"],
-            token_secret=secret,
-            host_keys=[host_key],
+            redis_url=rig.redis.url,
+            database_url=rig.env["FLASHSALE_DATABASE_URL"],
+            token_secret=rig.secret,
+            host_keys=[rig.host_key],
         )
         sc = Scenario(
             url=url, connections=conns, processes=procs, stock=38_000, attempts=380_000, limit=2
         )
         outcome: Outcome = asyncio.run(
-            run(sc, host_key=host_key, token_secret=secret, settings=settings, thresholds=[])
+            run(
+                sc, host_key=rig.host_key, token_secret=rig.secret, settings=settings, thresholds=[]
+            )
         )
         s = outcome.summary
         sold_out = "not sold out" if s.sellout_s is None else f"sold out in {s.sellout_s:.2f} s"
