@@ -7,14 +7,19 @@ each writes its values to files in one directory, and /metrics adds up every pro
 so the metrics are made on first use (`metrics()`), not at import. A process that never
 calls it (the tests' in-process gateway) counts in its own memory.
 
-What costs a request is kept to two counter increments and one histogram observation; what
-Redis knows (backlog, lag, stock) is read at scrape time instead (gateway/metrics.py).
+What a request costs is a dictionary update: counts and latencies are added up in plain
+Python during an event-loop tick and written to prometheus-client once, at the tick's end
+(in multiprocess mode every write is a locked write into a memory-mapped file, and a batch
+of purchases is answered in one tick). What Redis knows (backlog, lag, stock) is read at
+scrape time instead (gateway/metrics.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+from bisect import bisect_left
 from pathlib import Path
 from typing import Any
 
@@ -79,18 +84,60 @@ class Metrics:
         # Made once: a labelled child costs a lookup and a lock on every request otherwise.
         self.purchases_by = {o: self.purchases.labels(o) for o in OUTCOMES}
         self._route_timers: dict[str, Any] = {}
+        # Counted this tick, not yet written: outcome -> n; route -> [n per bucket..., sum]
+        self._outcomes: dict[str, int] = {}
+        self._latencies: dict[str, list[float]] = {}
+        self._flush_due = False
 
     def count_purchase(self, outcome: str) -> None:
-        counter = self.purchases_by.get(outcome)
-        if counter is None:
-            counter = self.purchases_by[outcome] = self.purchases.labels(outcome)
-        counter.inc()
+        self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
+        self._flush_soon()
 
     def time_request(self, route: str, seconds: float) -> None:
-        timer = self._route_timers.get(route)
-        if timer is None:
-            timer = self._route_timers[route] = self.requests.labels(route)
-        timer.observe(seconds)
+        counts = self._latencies.get(route)
+        if counts is None:
+            counts = self._latencies[route] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+        counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # the first bound >= seconds
+        counts[-1] += seconds
+        self._flush_soon()
+
+    def answered(self, route: str, seconds: float, outcome: str | None) -> None:
+        """A request's time, and a purchase's outcome (None for other routes)."""
+        if outcome is not None:
+            self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
+        self.time_request(route, seconds)
+
+    def _flush_soon(self) -> None:
+        if self._flush_due:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: write at once
+            self.flush()
+            return
+        self._flush_due = True
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Writes what this tick counted to prometheus-client's values."""
+        self._flush_due = False
+        outcomes, self._outcomes = self._outcomes, {}
+        for outcome, n in outcomes.items():
+            counter = self.purchases_by.get(outcome)
+            if counter is None:
+                counter = self.purchases_by[outcome] = self.purchases.labels(outcome)
+            counter.inc(n)
+        latencies, self._latencies = self._latencies, {}
+        for route, counts in latencies.items():
+            timer = self._route_timers.get(route)
+            if timer is None:
+                timer = self._route_timers[route] = self.requests.labels(route)
+            # A histogram child's own values: one write per bucket that moved, not per request
+            # (its observe() takes one observation at a time).
+            for i, seen in enumerate(counts[:-1]):
+                if seen:
+                    timer._buckets[i].inc(seen)
+            timer._sum.inc(counts[-1])
 
 
 _metrics: Metrics | None = None

@@ -31,13 +31,18 @@ from flashsale.engine.errors import NeverSent
 Arg = str | bytes | int
 
 
-def encode(args: tuple[Arg, ...]) -> bytes:
-    """One command in RESP: an array of bulk strings."""
-    parts = [b"*%d\r\n" % len(args)]
+def bulks(args: tuple[Arg, ...]) -> bytes:
+    """Arguments as RESP bulk strings, for a command's array (see `encode`)."""
+    parts = []
     for arg in args:
         raw = arg if isinstance(arg, bytes) else str(arg).encode()
         parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
     return b"".join(parts)
+
+
+def encode(args: tuple[Arg, ...]) -> bytes:
+    """One command in RESP: an array of bulk strings."""
+    return b"*%d\r\n" % len(args) + bulks(args)
 
 
 class _Protocol(asyncio.Protocol):
@@ -129,6 +134,10 @@ class Pipe:
         return self.path or f"{self.host}:{self.port}"
 
     async def call(self, *args: Arg) -> Any:
+        return await self.send(encode(args))
+
+    async def send(self, command: bytes) -> Any:
+        """One command already in RESP (callers that send the same head often keep it)."""
         protocol = self._protocol or await self._connect()
         transport = protocol.transport
         if transport is None or transport.is_closing():
@@ -137,7 +146,7 @@ class Pipe:
         answer: asyncio.Future[Any] = loop.create_future()
         timer = loop.call_later(self.timeout, protocol.timed_out, self.timeout)
         protocol.waiting.append((answer, timer))
-        transport.write(encode(args))
+        transport.write(command)
         return await answer
 
     async def _connect(self) -> _Protocol:

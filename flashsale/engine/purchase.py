@@ -29,7 +29,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +40,7 @@ from flashsale.engine.errors import AMBIGUOUS, RedisError, Unavailable, never_se
 from flashsale.engine.ids import is_drop_id, new_order_ids
 from flashsale.engine.keys import DropKeys
 from flashsale.engine.models import Order, Outcome, decode_order
-from flashsale.engine.pipe import Pipe
+from flashsale.engine.pipe import Pipe, bulks
 from flashsale.engine.redis import RedisClient, node_name
 from flashsale.engine.replicas import ReplicaAcks
 from flashsale.engine.scripts import Scripts
@@ -68,10 +68,17 @@ NOT_FOUND = Decision("not_found")
 REFUSED = {outcome: Decision(outcome) for outcome in REFUSING.values()}
 
 
-Waiting = tuple[str, int, str, "asyncio.Future[Decision]"]  # buyer, quantity, key, answer
+# Called once with what was decided: a Decision, or the exception that stands for none
+# (Unavailable; CancelledError when the process stops mid-batch).
+Done = Callable[[Decision | BaseException], None]
+Waiting = tuple[str, int, str, Done]  # buyer, quantity, key, whom to tell
 
 
 class Purchaser:
+    """Every purchase of this process goes through `submit` (or `purchase`, its future):
+    refused at once when that needs no Redis, else batched per drop and decided by one call
+    of purchase.lua per batch."""
+
     def __init__(
         self,
         redis: RedisClient,
@@ -85,6 +92,7 @@ class Purchaser:
         self.feed = feed
         self.replicas = replicas  # acks=replica: decisions count once a replica has them
         self._pipe = pipe  # a connection of batches' own (pipe.py); else redis-py's
+        self._heads: dict[str, bytes] = {}  # drop id -> its batches' RESP command head
         self.max_batch = MAX_BATCH
         self._queues: dict[str, list[Waiting]] = {}
         self._flush_due = False
@@ -97,30 +105,49 @@ class Purchaser:
     def purchase(
         self, drop_id: str, buyer: str, quantity: int, idempotency_key: str | None = None
     ) -> asyncio.Future[Decision]:
-        """Queues one purchase for this tick's batch; the future holds the decision."""
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[Decision] = loop.create_future()
+        """`submit`, with the decision in a future."""
+        answer: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+
+        def done(result: Decision | BaseException) -> None:
+            if answer.done():
+                return
+            if isinstance(result, Decision):
+                answer.set_result(result)
+            elif isinstance(result, asyncio.CancelledError):
+                answer.cancel()
+            else:
+                answer.set_exception(result)
+
+        self.submit(drop_id, buyer, quantity, idempotency_key, done)
+        return answer
+
+    def submit(
+        self, drop_id: str, buyer: str, quantity: int, idempotency_key: str | None, done: Done
+    ) -> None:
+        """Queues one purchase for this tick's batch; `done` hears the decision (at once,
+        before this returns, when no Redis is needed)."""
         if not is_drop_id(drop_id):
-            answer.set_result(NOT_FOUND)
-            return answer
-        if self._down and loop.time() < self._down.get(self._node(drop_id), 0.0):
-            answer.set_exception(Unavailable("Redis is unreachable"))
-            return answer
+            done(NOT_FOUND)
+            return
+        if self._down and asyncio.get_running_loop().time() < self._down.get(
+            self._node(drop_id), 0.0
+        ):
+            done(Unavailable("Redis is unreachable"))
+            return
         if self.feed is not None:
             refused = self.feed.refusal(drop_id, buyer, idempotency_key)
             if refused is not None:
-                answer.set_result(REFUSED[refused])
-                return answer
+                done(REFUSED[refused])
+                return
         queue = self._queues.get(drop_id)
         if queue is None:
             queue = self._queues[drop_id] = []
-        queue.append((buyer, quantity, idempotency_key or "", answer))
+        queue.append((buyer, quantity, idempotency_key or "", done))
         if len(queue) >= self.max_batch:
             del self._queues[drop_id]
             self._send(drop_id, queue)
         elif self._in_flight.get(drop_id, 0) < MAX_IN_FLIGHT:
             self._flush_soon()
-        return answer
 
     def _node(self, drop_id: str) -> str:
         return node_name(self._redis, DropKeys.of(drop_id).drop) or "?"
@@ -159,22 +186,15 @@ class Purchaser:
         try:
             decisions = await self.decide(drop_id, requests, lambda: self._landed(drop_id))
         except (RedisError, Unavailable) as e:
-            for *_, answer in queue:
-                if not answer.done():
-                    answer.set_exception(Unavailable(str(e)))
+            _tell(queue, [Unavailable(str(e))] * len(queue))
             return
-        except asyncio.CancelledError:
-            for *_, answer in queue:
-                answer.cancel()
+        except asyncio.CancelledError as e:
+            _tell(queue, [e] * len(queue))
             raise
         except Exception as e:  # a bug: each request gets it, none hangs
-            for *_, answer in queue:
-                if not answer.done():
-                    answer.set_exception(e)
+            _tell(queue, [e] * len(queue))
             raise
-        for (*_, answer), decision in zip(queue, decisions, strict=True):
-            if not answer.done():  # a request cancelled meanwhile: its order stands
-                answer.set_result(decision)
+        _tell(queue, decisions)
         # Redis refused the batch's last purchase as sold out or not live: perhaps a
         # message this process missed (the feed asks Redis once).
         if self.feed is not None and decisions[-1].outcome in REFUSED:
@@ -226,14 +246,20 @@ class Purchaser:
 
     async def _decide_piped(self, drop_id: str, recheck: int, packed: bytes) -> Any:
         assert self._pipe is not None
-        keys = DropKeys.of(drop_id)
-        script = self._scripts.purchase
-        command = ("EVALSHA", script.sha, len(keys), *keys, recheck, packed)
+        head = self._heads.get(drop_id)
+        if head is None:  # EVALSHA, the script, its keys: the same for every batch of a drop
+            if len(self._heads) >= 10_000:
+                self._heads.clear()
+            keys = DropKeys.of(drop_id)
+            script = self._scripts.purchase
+            fixed = ("EVALSHA", script.sha, len(keys), *keys)
+            head = self._heads[drop_id] = b"*%d\r\n" % (len(fixed) + 2) + bulks(fixed)
+        command = head + bulks((recheck, packed))
         try:
-            return await self._pipe.call(*command)
+            return await self._pipe.send(command)
         except NoScriptError:  # a new or restarted Redis: nothing ran; load it, send again
-            await self._redis.script_load(script.script)
-            return await self._pipe.call(*command)
+            await self._redis.script_load(self._scripts.purchase.script)
+            return await self._pipe.send(command)
 
     async def _decide(self, drop_id: str, recheck: int, requests: list[Request]) -> list[Decision]:
         """Runs one batch of purchases of one drop in a single script call."""
@@ -252,3 +278,13 @@ class Purchaser:
             Decision(flat[i].decode(), decode_order(flat[i + 1]) if flat[i + 1] else None)
             for i in range(0, len(flat), 2)
         ]
+
+
+def _tell(queue: list[Waiting], results: Sequence[Decision | BaseException]) -> None:
+    """Each waiting request its result; one whose callback fails does not keep the rest
+    from theirs."""
+    for (*_, done), result in zip(queue, results, strict=True):
+        try:
+            done(result)
+        except Exception:
+            log.exception("a purchase's answer failed")

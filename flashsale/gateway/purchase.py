@@ -2,13 +2,11 @@
 into a purchase and its decision into an answer, whichever HTTP path carried it (aiohttp's
 route below, or the fast path in `fastpath/`). The decision itself is purchase.lua.
 
-It is split in two around the wait for Redis, `begin` and `answer`, so that the fast path
-can wait with a callback on the decision's future instead of a task per request.
+It is split in two around the wait for Redis, `check` and `answer`, so that the fast path
+can hand the purchaser a callback (`Purchaser.submit`) instead of a task per request.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 from aiohttp import web
 
@@ -33,16 +31,16 @@ _UNDECIDED = unavailable("this request could not be decided; retry with the same
 _VOIDED = refusal(_UNDECIDED.status, _UNDECIDED.code, _UNDECIDED.message, _UNDECIDED.headers)
 
 
-def begin(
-    gw: Gateway, drop_id: str, authorization: str | None, key: str | None, body: bytes
-) -> asyncio.Future[Decision]:
-    """Checks the request (raising ApiError: 401, 403, 400, 429, in that order) and queues
-    the purchase; the future holds Redis's decision."""
+def check(
+    gw: Gateway, authorization: str | None, key: str | None, body: bytes
+) -> tuple[str, int, str | None]:
+    """The buyer, quantity and Idempotency-Key of a purchase request, or ApiError: 401, 403,
+    400, 429, in that order. Then the purchaser decides (`Purchaser.submit`)."""
     buyer = gw.auth.require("buyer", authorization).id
     checked_key = idempotency_key(key)
     spec = decode_json(body, PurchaseSpec, empty_ok=True)
     gw.limiter.check(buyer)
-    return gw.engine.purchaser.purchase(drop_id, buyer, spec.quantity, checked_key)
+    return buyer, spec.quantity, checked_key
 
 
 def answer(decision: Decision) -> Answer:
@@ -58,12 +56,8 @@ def answer(decision: Decision) -> Answer:
 
 @routes.post("/v1/drops/{id}/purchase")
 async def purchase(request: web.Request) -> web.Response:
-    h = request.headers
-    decision = await begin(
-        gateway(request),
-        request.match_info["id"],
-        h.get("Authorization"),
-        h.get("Idempotency-Key"),
-        await request.read(),  # over the size limit: 413 from aiohttp
-    )
+    gw, h = gateway(request), request.headers
+    body = await request.read()  # over the size limit: 413 from aiohttp
+    buyer, quantity, key = check(gw, h.get("Authorization"), h.get("Idempotency-Key"), body)
+    decision = await gw.engine.purchaser.purchase(request.match_info["id"], buyer, quantity, key)
     return response(answer(decision))

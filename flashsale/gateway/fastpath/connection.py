@@ -100,24 +100,23 @@ class Connection(asyncio.Protocol):
         self.relay_held_bytes = 0
         self.unfed = bytearray()  # read, not yet parsed: waits for the pipeline to drain
         self.feeding_due = False
+        self.headers: dict[bytes, bytes] = {}  # the hot calls' headers (_WANTED), when read
+        self.forwarded: list[str] = []
+        self.started = 0.0  # perf_counter at the request's first byte
         self._reset()
 
     def _reset(self) -> None:
         self.target = b""
         self.route: Route | None = None
         self.drop_id = ""
-        self.headers: dict[bytes, bytes] = {}
-        self.forwarded: list[str] = []
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.head_bytes = 0
-        self.header_count = 0
         self.head_fed = 0
         self.head_done = False
         self.head_sent = False  # aiohttp has this request's head
-        self.body = bytearray()
+        self.body = b""
         self.chunked = False
         self.slot: Slot | None = None
-        self.started = 0.0
 
     # ---- transport events
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -166,8 +165,10 @@ class Connection(asyncio.Protocol):
             return
         if self.unfed:  # parsing waits for answers to go out; reading has paused too
             self.unfed += data
-            return
-        self._feed(data)
+        elif len(data) <= FEED_BYTES and len(self.queue) < self.limits.max_pipeline:
+            self._parse(data)  # the usual case: a request or a few, in one read
+        else:
+            self._feed(data)
 
     def _feed(self, data: bytes) -> None:
         """Parses in pieces of at most FEED_BYTES, so that a client pipelining a whole burst
@@ -230,36 +231,38 @@ class Connection(asyncio.Protocol):
         if len(self.target) > self.limits.max_url:
             raise Refused(refusal(414, "uri_too_long", "the request target is too long"))
 
-    def _decide_route(self) -> None:
-        route, self.drop_id = route_of(self.parser.get_method(), self.target)
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # Called for every header of every request: kept to the least, read once complete.
+        if self.head_done:
+            return  # a chunked body's trailer: not headers of the request
+        self.raw_headers.append((name, value))
+        self.head_bytes += len(name) + len(value) + 4
+        limits = self.limits
+        if self.head_bytes > limits.max_head or len(self.raw_headers) > limits.max_headers:
+            raise Refused(HEADERS_TOO_LARGE)
+
+    def _read_headers(self) -> None:
+        """The headers the hot calls use (the first of each; every X-Forwarded-For)."""
+        headers: dict[bytes, bytes] = {}
+        forwarded: list[str] = []
+        for name, value in self.raw_headers:
+            lower = name.lower()
+            if lower in _WANTED:
+                value = value.rstrip(b" \t")  # llhttp took the leading white space off
+                if lower == b"x-forwarded-for":
+                    forwarded.append(value.decode("latin-1"))
+                elif lower not in headers:
+                    headers[lower] = value
+        self.headers, self.forwarded = headers, forwarded
+
+    def on_headers_complete(self) -> None:
+        self.head_done = True
+        parser = self.parser
+        route, self.drop_id = route_of(parser.get_method(), self.target)
         if self.relay is not None:
             route = "aiohttp"  # the line is aiohttp's now
         self.route = route
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self.head_done:
-            return  # a chunked body's trailer: not headers of the request
-        if self.route is None:
-            self._decide_route()
-        self.head_bytes += len(name) + len(value) + 4
-        self.header_count += 1
-        if self.header_count > self.limits.max_headers or self.head_bytes > self.limits.max_head:
-            raise Refused(HEADERS_TOO_LARGE)
-        value = value.strip(b" \t")
-        if self.route == "aiohttp":  # forwarded as they came
-            self.raw_headers.append((name, value))
-        lower = name.lower()
-        if lower in _WANTED:
-            if lower == b"x-forwarded-for":
-                self.forwarded.append(value.decode("latin-1"))
-            else:
-                self.headers.setdefault(lower, value)
-
-    def on_headers_complete(self) -> None:
-        if self.route is None:
-            self._decide_route()
-        self.head_done = True
-        parser = self.parser
+        self._read_headers()
         version = parser.get_http_version()
         if version not in ("1.1", "1.0"):
             raise Refused(refusal(400, "invalid_request", "only HTTP/1.0 and 1.1 are spoken here"))
@@ -269,17 +272,12 @@ class Connection(asyncio.Protocol):
         if parser.should_upgrade() and (length or self.chunked):
             raise Refused(refusal(400, "invalid_request", "protocol upgrades are not supported"))
         keep = parser.should_keep_alive() and not self.shutting
-        connection = (
-            b"" if keep and version == "1.1" else wire.KEEP_ALIVE_10 if keep else wire.CLOSE
-        )
-        if self.route == "aiohttp":
+        if route == "aiohttp":
             self._relay_head(version)
             return
         if length > self.limits.max_body:
-            raise Refused(
-                refusal(413, "payload_too_large", "request bodies are at most 16384 bytes")
-            )
-        slot = self.slot = Slot(self.started, connection, not keep)
+            raise Refused(TOO_LARGE)
+        slot = self.slot = Slot(self.started, wire.connection_header(keep, version), not keep)
         self.queue.append(slot)
         expect = headers.get(b"expect")
         if expect is not None:
@@ -289,17 +287,16 @@ class Connection(asyncio.Protocol):
                 slot.continue_due = True
                 if slot is self.queue[0]:
                     self._flush()
-        self._update_reading()
+        if len(self.queue) >= self.limits.max_pipeline:
+            self._update_reading()
 
     def on_body(self, body: bytes) -> None:
         if self.route == "aiohttp":
             self._relay_body(body)
             return
-        self.body += body
+        self.body = self.body + body if self.body else body
         if len(self.body) > self.limits.max_body:
-            raise Refused(
-                refusal(413, "payload_too_large", "request bodies are at most 16384 bytes")
-            )
+            raise Refused(TOO_LARGE)
 
     def on_message_complete(self) -> None:
         self.in_message = False
@@ -327,29 +324,25 @@ class Connection(asyncio.Protocol):
         try:
             gw.limiter.check_ip(gw.clients.of(self.peer, self.forwarded))
             if self.route == "purchase":
-                decision = purchase.begin(
-                    gw, self.drop_id, _text(h.get(b"authorization")),
-                    _text(h.get(b"idempotency-key")), bytes(self.body),
-                )  # fmt: skip
-                if decision.done():
-                    self._decided(slot, decision)
-                else:
-                    decision.add_done_callback(partial(self._decided, slot))
+                buyer, quantity, key = purchase.check(
+                    gw, _text(h.get(b"authorization")), _text(h.get(b"idempotency-key")), self.body
+                )
+                done = partial(self._decided, slot)
+                gw.engine.purchaser.submit(self.drop_id, buyer, quantity, key, done)
             else:
                 task = front.loop.create_task(view(gw, self.drop_id))
                 task.add_done_callback(partial(self._viewed, slot))
         except Exception as e:
             self._answer(slot, self._error(e, rid), route)
 
-    def _decided(self, slot: Slot, decision: asyncio.Future[Decision]) -> None:
-        if decision.cancelled():  # shutting down mid-batch: nothing can be promised
+    def _decided(self, slot: Slot, result: Decision | BaseException) -> None:
+        if isinstance(result, Decision):
+            answer = purchase.answer(result)
+        elif isinstance(result, asyncio.CancelledError):  # stopping mid-batch: no promise
             self._abandon(slot)
             return
-        error = decision.exception()
-        if error is None:
-            answer = purchase.answer(decision.result())
         else:
-            answer = self._error(error, slot.request_id)
+            answer = self._error(result, slot.request_id)
         self._answer(slot, answer, PURCHASE_ROUTE)
 
     def _viewed(self, slot: Slot, task: asyncio.Task[Answer]) -> None:
@@ -375,10 +368,8 @@ class Connection(asyncio.Protocol):
     def _answer(self, slot: Slot, answer: Answer, route: str, admitted: bool = True) -> None:
         if admitted:  # give its place back
             self.front.gw.in_flight -= 1
-        measured = metrics()
-        measured.time_request(route, time.perf_counter() - slot.started)
-        if route == PURCHASE_ROUTE:
-            measured.count_purchase(answer.outcome)
+        outcome = answer.outcome if route == PURCHASE_ROUTE else None
+        metrics().answered(route, time.perf_counter() - slot.started, outcome)
         slot.data = wire.encode(answer, slot.request_id, slot.connection, self.front.clock)
         if self.queue and slot is self.queue[0]:
             self._flush()
@@ -434,7 +425,8 @@ class Connection(asyncio.Protocol):
             slot = Slot(self.started or time.perf_counter(), wire.CLOSE, True)
             self.queue.append(slot)
         slot.close, slot.connection = True, wire.CLOSE
-        slot.request_id = request_id(_text(self.headers.get(b"x-request-id")))
+        given = next((v for n, v in self.raw_headers if n.lower() == b"x-request-id"), None)
+        slot.request_id = request_id(_text(given and given.strip(b" \t")))
         slot.data = wire.encode(answer, slot.request_id, slot.connection, self.front.clock)
         self.in_message = False
         if slot is self.queue[0]:

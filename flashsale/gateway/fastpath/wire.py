@@ -53,11 +53,19 @@ class Clock:
         return self._date
 
 
+_heads: dict[tuple[int, bytes], bytes] = {}
+
+
 def encode(answer: Answer, request_id: str, connection: bytes, clock: Clock) -> bytes:
     """One whole answer: status line, headers, JSON body."""
+    head = _heads.get((answer.status, connection))
+    if head is None:
+        reason = _REASONS.get(answer.status, b"Unknown")
+        head = _heads[(answer.status, connection)] = (
+            b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nServer: flashsale\r\n%s"
+            % (answer.status, reason, connection)
+        )
     extra = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in answer.headers)
-    return b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" \
-        b"Date: %s\r\nServer: flashsale\r\nX-Request-Id: %s\r\n%s%s\r\n%s" % (
-            answer.status, _REASONS.get(answer.status, b"Unknown"), len(answer.body),
-            clock.date(), request_id.encode(), extra, connection, answer.body,
-        )  # fmt: skip
+    return head + b"Content-Length: %d\r\nDate: %s\r\nX-Request-Id: %s\r\n%s\r\n%s" % (
+        len(answer.body), clock.date(), request_id.encode(), extra, answer.body,
+    )  # fmt: skip
