@@ -36,6 +36,7 @@ from flashsale.config import Settings
 from flashsale.engine.engine import Engine
 from flashsale.engine.ids import new_order_ids
 from flashsale.engine.keys import DropKeys
+from flashsale.engine.settlement import wait_settled
 from flashsale.gateway.auth import Auth
 from flashsale.loadtest import cpu, fleet, settle_bench
 from flashsale.loadtest.firing import Job, Shot, Workload
@@ -45,7 +46,11 @@ from flashsale.loadtest.run import Outcome, run
 from flashsale.loadtest.scenario import Scenario
 from flashsale.redis_server import RedisServer, free_port
 
-BENCH_BUYERS = 20_000  # enough that no buyer nears the per-buyer rate limit
+BENCH_BUYERS = 20_000
+CEILINGS = {
+    "aiohttp": "(a) aiohttp hello world",
+    "bare": "(a') bare httptools hello world",
+}  # enough that no buyer nears the per-buyer rate limit
 
 
 @dataclass
@@ -295,6 +300,14 @@ def _scale(
     return rows
 
 
+async def _settled(redis: RedisServer) -> None:
+    engine = Engine.from_url(redis.url)
+    try:
+        await wait_settled(engine.redis, engine.drops, 60)
+    finally:
+        await engine.close()
+
+
 def _script_stats(redis: RedisServer, drop: str) -> tuple[int, int, int]:
     """Script calls Redis ran, the microseconds it spent in them, and the drop's units sold."""
     client = Redis.from_url(redis.url)
@@ -418,7 +431,7 @@ def _ceilings(
     against wrk too. Returns the rows and that client's ratio to wrk."""
     rows: list[Measured] = []
     client_ratio = None
-    for kind, target in (("aiohttp", "(a) aiohttp hello world"), ("bare", "(a') bare httptools")):
+    for kind, target in CEILINGS.items():
         port = free_port()
         servers = [
             _start(stack, [sys.executable, "-m", "flashsale.loadtest.hello", str(port), kind])
@@ -474,6 +487,7 @@ def _purchases(
         conns,
         None,
     )
+    asyncio.run(_settled(rig.redis))  # the worker's CPU below is (b)'s orders', not these
     before = _script_stats(rig.redis, drop)
     parts = {
         "gateway": cpu.tree(rig.gateway.pid),
@@ -527,7 +541,7 @@ def main(args: argparse.Namespace) -> int:
             tokens = [auth.mint(f"bench-{i}", 24 * 3600) for i in range(BENCH_BUYERS)]
             b, lines = _purchases(rig, work, conns, dur, bool(wrk), tokens, drop)
             rows += [*ceilings, b]
-            hello, bare = ceilings[0], ceilings[1]
+            hello, bare = (next(m for m in ceilings if m.target == t) for t in CEILINGS.values())
             notes.append(
                 f"{procs} process(es): purchase / hello world ({generator}): "
                 f"[bold]{b.rps / hello.rps:.2f}x[/bold]; purchase / bare httptools: "

@@ -15,18 +15,26 @@ end
 -- Whether this script changed what /live shows (remaining, sold, status).
 local live_changed = false
 
-local function set_status(status)
-  redis.call('HSET', K_DROP, 'status', status)
+local function publish_status(status)
   redis.call('PUBLISH', STATUS_CHANNEL, DROP_ID .. ' ' .. status)
   live_changed = true
 end
 
+local function set_status(status)
+  redis.call('HSET', K_DROP, 'status', status)
+  publish_status(status)
+end
+
 -- Once per script, at its end: the drop's counters for every gateway's /live viewers. One
 -- message per script call, so a batch of purchases is one message, never one per tap.
+local function publish_counts(remaining, sold, status)
+  redis.call('PUBLISH', LIVE_CHANNEL .. DROP_ID, remaining .. ' ' .. sold .. ' ' .. status)
+end
+
 local function publish_live()
   if not live_changed then return end
   local f = redis.call('HMGET', K_DROP, 'remaining', 'sold', 'status')
-  redis.call('PUBLISH', LIVE_CHANNEL .. DROP_ID, f[1] .. ' ' .. f[2] .. ' ' .. f[3])
+  publish_counts(f[1], f[2], f[3])
 end
 
 -- A pending drop whose opens_at has passed is live; every script sees that at once,

@@ -18,8 +18,10 @@ local batch = cmsgpack.unpack(ARGV[2])
 local n = #batch
 local out = {}
 
-if redis.call('EXISTS', K_DROP) == 0 then
-  for i = 1, n do out[#out + 1] = 'not_found'; out[#out + 1] = '' end
+local f = redis.call('HMGET', K_DROP, 'status', 'opens_at', 'remaining', 'sold', 'seq',
+  'per_buyer_limit', 'price', 'currency', 'payment_window_s')
+if not f[1] then  -- no such drop
+  for i = 1, n do out[2 * i - 1] = 'not_found'; out[2 * i] = '' end
   return out
 end
 
@@ -30,31 +32,37 @@ if recheck then
   -- connection then covers every earlier write, the lost first attempt's included.
   redis.call('HSET', K_VOID, mark, now)
 elseif redis.call('HEXISTS', K_VOID, mark) == 1 then
-  for i = 1, n do out[#out + 1] = 'unavailable'; out[#out + 1] = '' end
+  for i = 1, n do out[2 * i - 1] = 'unavailable'; out[2 * i] = '' end
   return out
 end
 
-local f = redis.call('HMGET', K_DROP, 'status', 'opens_at', 'remaining', 'sold', 'seq',
-  'per_buyer_limit', 'price', 'currency', 'payment_window_s')
 local status = promote_from(now, f[1], f[2], f[3])
 local remaining, sold, seq = tonumber(f[3]), tonumber(f[4]), tonumber(f[5])
 local limit, price, currency, window = tonumber(f[6]), tonumber(f[7]), f[8], tonumber(f[9])
 local open = status == 'live' or status == 'sold_out'
 
 -- Everything the batch reads, one command per key.
-local buyers, idem_fields = {}, {}
+local buyers, idem_fields, nkeys = {}, {}, 0
+local field_of = {}  -- request i -> its "buyer\nkey" field (false: no key)
 for i = 1, n do
   local req = batch[i]
-  buyers[#buyers + 1] = req[2]
-  if req[4] ~= '' then idem_fields[#idem_fields + 1] = req[2] .. '\n' .. req[4] end
+  buyers[i] = req[2]
+  if req[4] ~= '' then
+    local field = req[2] .. '\n' .. req[4]
+    nkeys = nkeys + 1
+    idem_fields[nkeys] = field
+    field_of[i] = field
+  else
+    field_of[i] = false
+  end
 end
 local held = {}
 local counts = redis.call('HMGET', K_BUYERS, unpack(buyers))
 for i = 1, n do held[buyers[i]] = tonumber(counts[i]) or 0 end
 local used = {}  -- "buyer\nkey" -> order id: Redis's, then this batch's
-if #idem_fields > 0 then
+if nkeys > 0 then
   local prev = redis.call('HMGET', K_IDEM, unpack(idem_fields))
-  for i = 1, #idem_fields do
+  for i = 1, nkeys do
     if prev[i] then used[idem_fields[i]] = prev[i] end
   end
 end
@@ -70,13 +78,17 @@ end
 
 local made = {}  -- order id -> packed order, of this batch
 local order_args, idem_args, hold_args, packed_list = {}, {}, {}, {}
+local norders, nidem, nholds = 0, 0, 0
 local touched = {}
+local status_new = window > 0 and 'reserved' or 'confirmed'
+local expires_at = window > 0 and now + window * 1000 or nil
 
-local function decide(oid, buyer, qty, key)
-  local prior = existing[oid]
-  if prior then return 'created', prior end
-  local field = buyer .. '\n' .. key
-  if key ~= '' then
+local function decide(oid, buyer, qty, key, field)
+  if recheck then
+    local prior = existing[oid]
+    if prior then return 'created', prior end
+  end
+  if field then
     local prev = used[field]
     if prev then
       local packed = made[prev] or existing[prev] or redis.call('HGET', K_ORDERS, prev)
@@ -86,45 +98,48 @@ local function decide(oid, buyer, qty, key)
   end
   if not open then return 'not_live', '' end
   if remaining < qty then return 'sold_out', '' end
-  if held[buyer] + qty > limit then return 'limit_reached', '' end
+  local h = held[buyer] + qty
+  if h > limit then return 'limit_reached', '' end
 
   seq = seq + 1
   remaining = remaining - qty
   sold = sold + qty
-  held[buyer] = held[buyer] + qty
+  held[buyer] = h
   touched[buyer] = true
   local order = {
     id = oid, drop_id = DROP_ID, seq = seq, buyer = buyer, quantity = qty,
-    amount = price * qty, currency = currency, created_at = now,
-    status = window > 0 and 'reserved' or 'confirmed',
+    amount = price * qty, currency = currency, created_at = now, status = status_new,
+    expires_at = expires_at,
   }
-  if key ~= '' then
+  if field then
     order.idempotency_key = key
     used[field] = oid
-    idem_args[#idem_args + 1] = field
-    idem_args[#idem_args + 1] = oid
+    idem_args[nidem + 1] = field
+    idem_args[nidem + 2] = oid
+    nidem = nidem + 2
   end
-  if window > 0 then
-    order.expires_at = now + window * 1000
-    hold_args[#hold_args + 1] = order.expires_at
-    hold_args[#hold_args + 1] = oid
+  if expires_at then
+    hold_args[nholds + 1] = expires_at
+    hold_args[nholds + 2] = oid
+    nholds = nholds + 2
   end
   local packed = cmsgpack.pack(order)
   made[oid] = packed
-  order_args[#order_args + 1] = oid
-  order_args[#order_args + 1] = packed
-  packed_list[#packed_list + 1] = packed
+  order_args[2 * norders + 1] = oid
+  order_args[2 * norders + 2] = packed
+  norders = norders + 1
+  packed_list[norders] = packed
   return 'created', packed
 end
 
 for i = 1, n do
   local req = batch[i]
-  local outcome, packed = decide(req[1], req[2], req[3], req[4])
-  out[#out + 1] = outcome
-  out[#out + 1] = packed
+  local outcome, packed = decide(req[1], req[2], req[3], req[4], field_of[i])
+  out[2 * i - 1] = outcome
+  out[2 * i] = packed
 end
 
-if #packed_list > 0 then
+if norders > 0 then
   local buyer_args = {}
   for buyer in pairs(touched) do
     buyer_args[#buyer_args + 1] = buyer
@@ -132,12 +147,17 @@ if #packed_list > 0 then
   end
   redis.call('HSET', K_ORDERS, unpack(order_args))
   redis.call('HSET', K_BUYERS, unpack(buyer_args))
-  if #idem_args > 0 then redis.call('HSET', K_IDEM, unpack(idem_args)) end
-  if #hold_args > 0 then redis.call('ZADD', K_HOLDS, unpack(hold_args)) end
+  if nidem > 0 then redis.call('HSET', K_IDEM, unpack(idem_args)) end
+  if nholds > 0 then redis.call('ZADD', K_HOLDS, unpack(hold_args)) end
   append_events('created', packed_list)
   redis.call('HSET', K_DROP, 'remaining', remaining, 'sold', sold, 'seq', seq)
-  live_changed = true
-  if remaining == 0 and status == 'live' then set_status('sold_out') end
+  if remaining == 0 and status == 'live' then
+    redis.call('HSET', K_DROP, 'status', 'sold_out')
+    status = 'sold_out'
+    publish_status(status)
+  end
+  publish_counts(remaining, sold, status)
+elseif live_changed then  -- promoted, nothing sold
+  publish_counts(remaining, sold, status)
 end
-publish_live()
 return out
