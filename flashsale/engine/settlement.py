@@ -141,6 +141,7 @@ class SettlementWorker:
     retry_own: bool = False  # a batch failed: read this consumer's pending entries first
     replicas: ReplicaAcks | None = None  # acks=replica: settle only what a replica has
     trim_every: float = 10.0  # seconds between trims of acknowledged entries
+    linger_s: float = 0.02  # after a partial batch, the wait before the next read
 
     @property
     def cluster(self) -> bool:
@@ -284,6 +285,10 @@ class SettlementWorker:
                 await asyncio.sleep(0.5)
             if done:
                 quiet = self.idle_sleep
+                if done < self.batch:
+                    # Group commit: a store commit (and its fsync) costs more than the rows
+                    # in it, so while orders trickle in, let a few ms of them gather.
+                    await pause(stop, self.linger_s)
             elif block_ms is None:
                 await pause(stop, quiet)
                 quiet = min(quiet * 2, self.max_idle_sleep)
