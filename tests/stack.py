@@ -4,11 +4,14 @@ request is real HTTP), a settlement worker and the sweeper, over real Redis and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import redis.asyncio
 from aiohttp import web
 
 from flashsale.config import Settings
@@ -19,6 +22,24 @@ from flashsale.redis_server import free_port
 from flashsale.services import Parts, connected, start_site
 
 HOST_KEY = "hk_test_host_key"
+BUSY_LUA = """local function now() local t = redis.call('TIME') return t[1] * 1e6 + t[2] end
+              local s = now() while now() - s < tonumber(ARGV[1]) * 1e6 do end"""
+
+
+@contextlib.asynccontextmanager
+async def redis_busy(redis_url: str, seconds: float) -> AsyncIterator[None]:
+    """Redis runs a script that answers nothing else for `seconds`; the block starts once it
+    has begun, and its end waits for it to finish."""
+    slow = redis.asyncio.Redis.from_url(redis_url)
+    sleeper = asyncio.create_task(slow.eval(BUSY_LUA, 0, seconds))
+    try:
+        await asyncio.sleep(0.1)  # the script has started
+        yield
+    finally:
+        await sleeper
+        await slow.aclose()
+
+
 SECRET = "test-token-secret-of-at-least-32-bytes"
 
 

@@ -10,15 +10,11 @@ import time
 from typing import Any
 
 import pytest
-import redis.asyncio
 
 from flashsale.gateway.fastpath.connection import FEED_BYTES
 from tests.conftest import MakeStack
 from tests.lines import Line, buying, request
-from tests.stack import Stack
-
-BUSY_LUA = """local function now() local t = redis.call('TIME') return t[1] * 1e6 + t[2] end
-              local s = now() while now() - s < tonumber(ARGV[1]) * 1e6 do end"""
+from tests.stack import Stack, redis_busy
 
 
 def refused(answer: dict[str, Any], status: int, code: str) -> None:
@@ -66,20 +62,16 @@ async def test_pipelined_answers_keep_their_order_behind_a_purchase_waiting_on_r
     stack: Stack, redis_url: str
 ) -> None:
     drop = (await stack.new_drop(stock=10, per_buyer_limit=10))["id"]
-    slow = redis.asyncio.Redis.from_url(redis_url)
-    sleeper = asyncio.create_task(slow.eval(BUSY_LUA, 0, 0.5))
-    await asyncio.sleep(0.1)  # Redis is busy: the purchase waits, the 401 is ready at once
-    line = await Line.open(stack)
-    await line.send(
-        buying(stack, drop, "a", "k1")
-        + request("POST", f"/v1/drops/{drop}/purchase", {"Authorization": "Bearer nope"})
-        + request("GET", "/healthz")  # aiohttp's: the line is handed over after the two
-        + buying(stack, drop, "a", "k2")  # and then aiohttp serves the purchase too
-        + request("GET", f"/v1/drops/{drop}", {"X-Request-Id": "last-one"})
-    )
-    answers = await line.answers_until(5)
-    await sleeper
-    await slow.aclose()
+    async with redis_busy(redis_url, 0.5):  # the purchase waits, the 401 is ready at once
+        line = await Line.open(stack)
+        await line.send(
+            buying(stack, drop, "a", "k1")
+            + request("POST", f"/v1/drops/{drop}/purchase", {"Authorization": "Bearer nope"})
+            + request("GET", "/healthz")  # aiohttp's: the line is handed over after the two
+            + buying(stack, drop, "a", "k2")  # and then aiohttp serves the purchase too
+            + request("GET", f"/v1/drops/{drop}", {"X-Request-Id": "last-one"})
+        )
+        answers = await line.answers_until(5)
     assert [a["status"] for a in answers] == [201, 401, 200, 201, 200]
     refused(answers[1], 401, "unauthorized")
     assert answers[1]["headers"]["www-authenticate"] == "Bearer"
@@ -92,21 +84,17 @@ async def test_a_hundred_pipelined_purchases_are_read_ahead_only_so_far(
     stack: Stack, redis_url: str
 ) -> None:
     drop = (await stack.new_drop(stock=1000, per_buyer_limit=1000))["id"]
-    slow = redis.asyncio.Redis.from_url(redis_url)
-    sleeper = asyncio.create_task(slow.eval(BUSY_LUA, 0, 0.6))
-    await asyncio.sleep(0.1)
-    line = await Line.open(stack)
-    taps = [buying(stack, drop, "a", f"k{i:02}") for i in range(100)]
-    await line.send(b"".join(taps))  # one write: the whole burst arrives in one read
-    await asyncio.sleep(0.3)
-    (front,) = [site._front for site in stack.runner.sites]  # type: ignore[attr-defined]
-    (conn,) = [c for c in front.connections if c.queue]
-    # parsing stops at the bound, give or take the requests of the one piece being parsed
-    bound = front.limits.max_pipeline + FEED_BYTES // len(taps[0]) + 1
-    assert 0 < len(conn.queue) <= bound < 100
-    answers = await line.answers_until(100)
-    await sleeper
-    await slow.aclose()
+    async with redis_busy(redis_url, 0.6):
+        line = await Line.open(stack)
+        taps = [buying(stack, drop, "a", f"k{i:02}") for i in range(100)]
+        await line.send(b"".join(taps))  # one write: the whole burst arrives in one read
+        await asyncio.sleep(0.3)
+        (front,) = [site._front for site in stack.runner.sites]  # type: ignore[attr-defined]
+        (conn,) = [c for c in front.connections if c.queue]
+        # parsing stops at the bound, give or take the requests of the one piece being parsed
+        bound = front.limits.max_pipeline + FEED_BYTES // len(taps[0]) + 1
+        assert 0 < len(conn.queue) <= bound < 100
+        answers = await line.answers_until(100)
     assert [a["status"] for a in answers] == [201] * 100
     assert len({a["json"]["order"]["id"] for a in answers}) == 100
     line.close()
@@ -248,16 +236,12 @@ async def test_stopping_answers_what_is_in_flight_then_closes(
     stack = await make_stack()
     drop = (await stack.new_drop(stock=10, per_buyer_limit=10))["id"]
     idle = await Line.open(stack)
-    slow = redis.asyncio.Redis.from_url(redis_url)
-    sleeper = asyncio.create_task(slow.eval(BUSY_LUA, 0, 0.5))
-    await asyncio.sleep(0.1)
-    busy = await Line.open(stack)
-    await busy.send(buying(stack, drop, "a", "k1"))
-    await asyncio.sleep(0.05)
-    stopping = asyncio.create_task(stack.runner.cleanup())
-    assert await idle.closed(within=0.3)  # nothing owed: closed at once
-    assert await busy.closed(within=5)
-    await stopping
-    await sleeper
-    await slow.aclose()
+    async with redis_busy(redis_url, 0.5):
+        busy = await Line.open(stack)
+        await busy.send(buying(stack, drop, "a", "k1"))
+        await asyncio.sleep(0.05)
+        stopping = asyncio.create_task(stack.runner.cleanup())
+        assert await idle.closed(within=0.3)  # nothing owed: closed at once
+        assert await busy.closed(within=5)
+        await stopping
     assert busy.answers[0]["status"] == 201 and busy.answers[0]["headers"]["connection"] == "close"

@@ -147,17 +147,17 @@ class Connection(asyncio.Protocol):
         return True
 
     def pause_writing(self) -> None:
-        if self.relay_attached and self.relay is not None:
-            self.relay.pause_writing()
-            return
-        self.write_paused = True
-        self._update_reading()
+        self._writing(paused=True)
 
     def resume_writing(self) -> None:
+        self._writing(paused=False)
+
+    def _writing(self, paused: bool) -> None:
+        """The client stopped (or resumed) reading its answers."""
         if self.relay_attached and self.relay is not None:
-            self.relay.resume_writing()
+            (self.relay.pause_writing if paused else self.relay.resume_writing)()
             return
-        self.write_paused = False
+        self.write_paused = paused
         self._update_reading()
 
     def data_received(self, data: bytes) -> None:
