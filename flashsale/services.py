@@ -22,7 +22,7 @@ from flashsale.engine.audit import AuditReport
 from flashsale.engine.audit import audit as check_invariants
 from flashsale.engine.engine import Engine
 from flashsale.engine.settlement import SettlementWorker, wait_settled
-from flashsale.engine.store import OrderStore, open_store
+from flashsale.engine.store import STORE_ERRORS, OrderStore, open_store
 from flashsale.gateway.app import build_app
 from flashsale.gateway.auth import Auth
 from flashsale.gateway.clients import ClientAddress
@@ -52,16 +52,37 @@ class Parts:
     store: OrderStore
 
 
+STORE_WAIT_S = 30.0  # at start, how long an unreachable order store is waited for
+
+
 @contextlib.asynccontextmanager
 async def connected(settings: Settings) -> AsyncIterator[Parts]:
     engine = Engine.from_url(settings.require_redis(), settings.acks)
     store = open_store(settings.database_url)
     try:
-        await store.open()
+        await _open(store)
         yield Parts(engine, store)
     finally:
         await store.close()
         await engine.close()
+
+
+async def _open(store: OrderStore) -> None:
+    """A store briefly down at start (PostgreSQL restarting, a container not up yet) is
+    waited for with a line in the log each time, rather than the process exiting."""
+    loop = asyncio.get_running_loop()
+    deadline, delay = loop.time() + STORE_WAIT_S, 0.25
+    while True:
+        try:
+            await store.open()
+            return
+        except STORE_ERRORS as e:
+            if loop.time() + delay > deadline:
+                raise
+            log.warning("order store not reachable yet (%r); trying again in %gs", e, delay)
+            await store.close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 async def audit(settings: Settings, drop_id: str | None = None, wait: float = 10.0) -> AuditReport:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import logging
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +15,7 @@ from flashsale.engine.models import Order
 from flashsale.engine.store.base import SCHEMA, SELECT, collapse, from_row, row, upsert_sql
 
 UPSERT = upsert_sql("?")
+log = logging.getLogger(__name__)
 
 
 class SQLiteStore:
@@ -28,13 +33,27 @@ class SQLiteStore:
         if self.path not in ("", ":memory:"):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = await aiosqlite.connect(self.path, timeout=30)
-        # Several worker processes may write one file: wait for the lock, never fail on it.
-        # synchronous=FULL: a commit is on disk before the stream entry is acknowledged.
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000"):
-            await self.db.execute(f"PRAGMA {pragma}")
-        for statement in SCHEMA:
-            await self.db.execute(statement)
-        await self.db.commit()
+        # Several processes may open one file at once (a gateway and a worker started
+        # together): the busy timeout comes first, so that every later step waits for the
+        # lock. Switching to WAL and creating the schema can still be refused at once
+        # (SQLite answers "locked" rather than wait where waiting could deadlock), so they
+        # are tried again until they pass. synchronous=FULL: a commit is on disk before the
+        # stream entry is acknowledged.
+        await self.db.execute("PRAGMA busy_timeout=30000")
+        for attempt in itertools.count():
+            try:
+                for pragma in ("journal_mode=WAL", "synchronous=FULL"):
+                    await self.db.execute(f"PRAGMA {pragma}")
+                for statement in SCHEMA:
+                    await self.db.execute(statement)
+                await self.db.commit()
+                return
+            except sqlite3.OperationalError as e:
+                if ("locked" not in str(e) and "busy" not in str(e)) or attempt >= 200:
+                    raise
+                log.info("order store %s is locked by another process; trying again", self.path)
+                await self.db.rollback()
+                await asyncio.sleep(min(0.5, 0.01 * 2 ** min(attempt, 6)))
 
     async def close(self) -> None:
         if self._db is not None:
