@@ -8,10 +8,11 @@ import csv
 import io
 import re
 
+import msgspec
 from aiohttp import web
 
 from flashsale.engine.models import Drop, Order, rfc3339
-from flashsale.engine.specs import DropSpec, RestockSpec
+from flashsale.engine.specs import DropSpec, RestockSpec, Text64
 from flashsale.engine.store.base import iter_orders
 from flashsale.gateway.bodies import invalid, query_int, read_json
 from flashsale.gateway.errors import Answer, ApiError, json_response, ok, response
@@ -54,6 +55,11 @@ async def create(request: web.Request) -> web.Response:
 @routes.get("/v1/drops")
 async def list_drops(request: web.Request) -> web.Response:
     room = request.query.get("room")
+    if room is not None:
+        try:
+            msgspec.convert(room, Text64)  # the rule a drop's room was made by
+        except msgspec.ValidationError:
+            raise invalid("room must be 1 to 64 characters, no control characters") from None
     return json_response({"drops": await gateway(request).engine.drops.list(room)})
 
 
@@ -127,12 +133,14 @@ async def orders(request: web.Request) -> web.StreamResponse:
     gw.auth.host(request)
     drop = found(await gw.engine.drops.get(request.match_info["id"]))
     fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise invalid("format is json or csv")
+    # Checked for the CSV too, which exports every order: a bad query is a bad query.
+    limit = query_int(request, "limit", 100, 1, PAGE_MAX)
+    after = _after(request.query.get("after"))
     if fmt == "csv":
         return await _export_csv(request, drop)
-    if fmt != "json":
-        raise invalid("format is json or csv")
-    limit = query_int(request, "limit", 100, 1, PAGE_MAX)
-    page = await gw.store.page(drop.id, _after(request.query.get("after")), limit)
+    page = await gw.store.page(drop.id, after, limit)
     nxt = _cursor(page[-1].seq) if len(page) == limit else None
     return json_response({"orders": [o.public() for o in page], "next": nxt})
 
