@@ -32,7 +32,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 OUTCOMES = (
     "created", "replay", "not_found", "not_live", "sold_out", "limit_reached",
     "idempotency_conflict", "invalid_request", "unauthorized", "forbidden", "rate_limited",
-    "payload_too_large", "unavailable",
+    "payload_too_large", "unavailable", "undecided",
 )  # fmt: skip
 
 

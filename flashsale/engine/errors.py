@@ -30,4 +30,9 @@ class Unavailable(Exception):
     """Redis (or the order store) could not be reached in time; nothing was decided."""
 
 
-__all__ = ["AMBIGUOUS", "NeverSent", "RedisError", "Unavailable", "never_sent"]
+class Undecided(Exception):
+    """A purchase whose outcome could not be learnt in time (Redis stayed unreachable after
+    a lost answer): it may or may not have been made; a retry with the same key finds out."""
+
+
+__all__ = ["AMBIGUOUS", "NeverSent", "RedisError", "Unavailable", "Undecided", "never_sent"]

@@ -36,7 +36,7 @@ from typing import Any
 import msgspec
 from redis.exceptions import NoScriptError
 
-from flashsale.engine.errors import AMBIGUOUS, RedisError, Unavailable, never_sent
+from flashsale.engine.errors import AMBIGUOUS, RedisError, Unavailable, Undecided, never_sent
 from flashsale.engine.ids import is_drop_id, new_order_ids
 from flashsale.engine.keys import DropKeys
 from flashsale.engine.models import Order, Outcome, decode_order
@@ -50,6 +50,10 @@ from flashsale.metrics import metrics
 log = logging.getLogger(__name__)
 
 RECHECK_DELAYS = (0.05, 0.2, 0.5, 1.0)  # then every RECHECK_DELAYS[-1] until Redis answers
+# ... or until this long after the batch began: then each of its requests is told 504
+# `undecided` (retry with the same key). With a call's own 5 s time-out on either side, every
+# purchase is answered within 30 s whatever Redis does.
+UNDECIDED_AFTER_S = 20.0
 MAX_BATCH = 256  # purchases per script call: Redis runs nothing else while a script runs
 MAX_IN_FLIGHT = 2  # batches of one drop on their way to Redis at once, per process
 DOWN_S = 0.25  # after a failed connect, purchases are refused this long without trying
@@ -94,6 +98,7 @@ class Purchaser:
         self._pipe = pipe  # a connection of batches' own (pipe.py); else redis-py's
         self._heads: dict[str, bytes] = {}  # drop id -> its batches' RESP command head
         self.max_batch = MAX_BATCH
+        self.undecided_after = UNDECIDED_AFTER_S
         self._queues: dict[str, list[Waiting]] = {}
         self._flush_due = False
         self._in_flight: dict[str, int] = {}
@@ -185,6 +190,9 @@ class Purchaser:
         requests = [(oid, b, q, k) for oid, (b, q, k, _) in zip(ids, queue, strict=True)]
         try:
             decisions = await self.decide(drop_id, requests, lambda: self._landed(drop_id))
+        except Undecided as e:
+            _tell(queue, [e] * len(queue))
+            return
         except (RedisError, Unavailable) as e:
             _tell(queue, [Unavailable(str(e))] * len(queue))
             return
@@ -206,6 +214,7 @@ class Purchaser:
         """Decides one batch, finding out what Redis did if the answer is lost; `landed` is
         called when the first call is over, before any recheck."""
         loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             try:
                 decisions = await self._decide(drop_id, 0, requests)
@@ -222,7 +231,10 @@ class Purchaser:
             return decisions
         delays = itertools.chain(RECHECK_DELAYS, itertools.repeat(RECHECK_DELAYS[-1]))
         while True:
-            await asyncio.sleep(next(delays))
+            delay = next(delays)
+            if loop.time() + delay > started + self.undecided_after:
+                raise Undecided(f"Redis did not answer for {self.undecided_after:g}s")
+            await asyncio.sleep(delay)
             try:
                 return await self._decide(drop_id, 1, requests)
             except RedisError as e:

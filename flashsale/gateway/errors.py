@@ -14,7 +14,7 @@ from typing import NamedTuple
 import msgspec
 from aiohttp import web
 
-from flashsale.engine.errors import RedisError, Unavailable
+from flashsale.engine.errors import RedisError, Unavailable, Undecided
 from flashsale.engine.store import STORE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ BY_STATUS = {
     429: "rate_limited",
     431: "headers_too_large",
     503: "unavailable",
+    504: "undecided",
 }
 
 
@@ -63,6 +64,7 @@ class Answer(NamedTuple):
 
 
 _encode = msgspec.json.encode
+UNDECIDED = "this purchase could not be decided in time; retry with the same Idempotency-Key"
 
 
 def ok(data: object, status: int = 200, outcome: str = "ok") -> Answer:
@@ -88,6 +90,9 @@ def translate(e: Exception) -> ApiError | None:
     """The API error an exception stands for; None for a bug (answered 500 by the caller)."""
     if isinstance(e, ApiError):
         return e
+    if isinstance(e, Undecided):
+        log.warning("undecided: %r", e)
+        return ApiError(504, "undecided", UNDECIDED, {"Retry-After": "1"})
     if isinstance(e, (Unavailable, RedisError, *STORE_ERRORS)):
         log.warning("unavailable: %r", e)
         return unavailable()

@@ -73,7 +73,7 @@ def check(
         if a.kind == PAY:
             _check_payment(a, listed, problems[3])
             continue
-        if a.status in (LOST, TIMEOUT):
+        if a.status in (LOST, TIMEOUT, 504):  # 504 `undecided` promised nothing either way
             unresolved.add(a.attempt)
             continue
         definite.add(a.attempt)

@@ -41,7 +41,7 @@ _SCENARIO_FLAGS: list[tuple[str, Any, str]] = [
     ("pay", float, "with a payment window: share that pays in time (default 1)"),
     ("pay-late", float, "share that pays after the hold ended; the rest abandons"),
     ("timeout", str, "per request (default 10s)"),
-    ("resends", int, "resends, same key, after 503/429/lost/timeout (default 3)"),
+    ("resends", int, "resends, same key, after 503/504/429/lost/timeout (default 3)"),
     ("seed", int, "random seed of the plan (default 1)"),
     ("settle-wait", str, "how long settlement may take before the audit (default 60s)"),
 ]

@@ -21,7 +21,7 @@ from flashsale.loadtest.http import Connection
 
 LOST = 0  # the connection closed (or would not open) before an answer
 TIMEOUT = 1  # no answer within the timeout; the connection was closed
-RETRY_STATUSES = frozenset({LOST, TIMEOUT, 429, 503})
+RETRY_STATUSES = frozenset({LOST, TIMEOUT, 429, 503, 504})  # 504: undecided
 TICK_S = 0.05
 RECONNECT_S = 0.1
 
@@ -79,7 +79,7 @@ class Job:
     closed_loop: bool = False
     duration: float | None = None  # stop sending after this long (the bench); else when done
     timeout: float = 10.0
-    resends: int = 3  # resend a request answered 503/429/lost/timeout, same bytes, same key
+    resends: int = 3  # resend a request answered 503/504/429/lost/timeout: same bytes, key
 
 
 @dataclass

@@ -3,12 +3,13 @@
 -- key ('' = none)], ...] (one argument, so packing a batch costs the gateway one call).
 -- Returns a flat list: for each purchase an outcome and the msgpack order ('' if none).
 --
--- The order ids are the gateway's request ids, so running the same batch again is
--- idempotent: a gateway that lost the answer runs it again (recheck = 1) and learns what
--- was decided. A script is atomic, so the first attempt ran whole or not at all, and one
--- mark per batch (its first order id, in K_VOID) is enough: a recheck sets it, and a first
--- attempt that arrives after it finds it and decides nothing, so it can never create an
--- order the buyer was told did not happen.
+-- The order ids are the gateway's request ids, so a gateway that lost the answer can run
+-- the same batch again (recheck = 1) and learn what was decided. A recheck decides nothing
+-- new: it finds each request's order (or, under its Idempotency-Key, an earlier one), and a
+-- request with none is 'unavailable' (503: no purchase was made). A script is atomic, so
+-- the first attempt ran whole or not at all, and one mark per batch (its first order id, in
+-- K_VOID) makes that 503 true for good: the recheck sets it, and a first attempt arriving
+-- after it finds it and decides nothing.
 --
 -- What Redis spends is per key, not per purchase: each hash the batch needs is read with one
 -- HMGET and written with one HSET, and the batch's new orders go out as one stream entry
@@ -57,8 +58,10 @@ for i = 1, n do
   end
 end
 local held = {}
-local counts = redis.call('HMGET', K_BUYERS, unpack(buyers))
-for i = 1, n do held[buyers[i]] = tonumber(counts[i]) or 0 end
+if not recheck then  -- a recheck takes nothing, so needs no counts
+  local counts = redis.call('HMGET', K_BUYERS, unpack(buyers))
+  for i = 1, n do held[buyers[i]] = tonumber(counts[i]) or 0 end
+end
 local used = {}  -- "buyer\nkey" -> order id: Redis's, then this batch's
 if nkeys > 0 then
   local prev = redis.call('HMGET', K_IDEM, unpack(idem_fields))
@@ -96,6 +99,7 @@ local function decide(oid, buyer, qty, key, field)
       return 'replay', packed
     end
   end
+  if recheck then return 'unavailable', '' end
   if not open then return 'not_live', '' end
   if remaining < qty then return 'sold_out', '' end
   local h = held[buyer] + qty

@@ -67,6 +67,7 @@ const BUYER_WORDS = {
   limit_reached: "You have reached the limit for this drop.",
   rate_limited: "Too many taps. Wait a moment.",
   unavailable: "The shop is very busy. Nothing was bought.",
+  undecided: "The shop could not confirm your order in time. Tap Buy again: you will not buy twice.",
   invalid_request: "Something is wrong with this request.",
   idempotency_conflict: "That tap was already used for another amount. Tap Buy again.",
   expired: "Too late: the time to pay ran out, and the units went back on sale.",
@@ -159,7 +160,7 @@ async function buy() {
     unanswered = null;
     bought(order, msg);
   } catch (problem) {
-    if (problem instanceof Problem && problem.status === 0) {
+    if (undecided(problem)) {
       unanswered = tap; // no answer: the next tap is the same order, not a new one
       say(msg, "No answer from the shop. Check your connection and tap Buy again: you will not buy twice.", "bad");
     } else {
@@ -172,6 +173,11 @@ async function buy() {
   }
 }
 
+// No answer, or 504 `undecided`: nobody knows yet whether the order was made, so the tap is
+// sent again under its Idempotency-Key, which finds the order if it was.
+const undecided = (problem) =>
+  problem instanceof Problem && (problem.status === 0 || problem.status === 504);
+
 async function send(tap) {
   for (let attempt = 0; ; attempt++) {
     try {
@@ -183,7 +189,7 @@ async function send(tap) {
       });
       return body.order;
     } catch (problem) {
-      if (!(problem instanceof Problem) || problem.status !== 0 || attempt >= RETRIES) throw problem;
+      if (!undecided(problem) || attempt >= RETRIES) throw problem;
       await sleep(400 * 2 ** attempt);
     }
   }
