@@ -57,7 +57,7 @@ STORE_WAIT_S = 30.0  # at start, how long an unreachable order store is waited f
 
 @contextlib.asynccontextmanager
 async def connected(settings: Settings) -> AsyncIterator[Parts]:
-    engine = Engine.from_url(settings.require_redis(), settings.acks)
+    engine = Engine.from_url(settings.require_redis(), settings.acks, settings.replica_timeout_s)
     store = open_store(settings.database_url)
     try:
         await _open(store)

@@ -15,13 +15,15 @@ from flashsale.engine.sweeper import Sweeper
 
 
 class Engine:
-    def __init__(self, redis: RedisClient, url: str, acks: str = "leader") -> None:
+    def __init__(
+        self, redis: RedisClient, url: str, acks: str = "leader", replica_timeout_s: float = 5.0
+    ) -> None:
         self.redis = redis
         self.url = url
         self.scripts = Scripts(redis)
         self.feed = StatusFeed(redis)
         self.drops = Drops(redis, self.scripts, self.feed)
-        self.replicas = ReplicaAcks(redis) if acks == "replica" else None
+        self.replicas = ReplicaAcks(redis, replica_timeout_s) if acks == "replica" else None
         # Batches go on a connection of their own (pipe.py), but under acks=replica, which
         # WAITs on connections of its own per node.
         self.pipe = None if self.replicas else Pipe.for_url(url, connect_timeout=1.0, timeout=5.0)
@@ -31,8 +33,8 @@ class Engine:
         self.live = LiveFeed(redis, url)
 
     @classmethod
-    def from_url(cls, url: str, acks: str = "leader") -> Engine:
-        return cls(connect(url), url, acks)
+    def from_url(cls, url: str, acks: str = "leader", replica_timeout_s: float = 5.0) -> Engine:
+        return cls(connect(url), url, acks, replica_timeout_s)
 
     async def ping(self) -> None:
         await self.redis.ping()

@@ -12,10 +12,11 @@ OrderStatus = Literal["confirmed", "reserved", "paid", "expired"]
 LIVE_ORDER_STATUSES = frozenset({"confirmed", "reserved", "paid"})
 # What purchase.lua decides for one request: `created` (a new order, or this very request's
 # lost answer), `replay` (an earlier request's order under the same Idempotency-Key), or a
-# refusal; `unavailable` is a request id a recheck voided.
+# refusal; `unavailable` is a request id a recheck voided (no order, none to come);
+# `undecided`, an order that exists but that no replica has acknowledged (acks=replica).
 Outcome = Literal[
     "created", "replay", "not_found", "not_live", "sold_out", "limit_reached",
-    "idempotency_conflict", "unavailable",
+    "idempotency_conflict", "unavailable", "undecided",
 ]  # fmt: skip
 
 

@@ -42,7 +42,7 @@ from flashsale.engine.keys import DropKeys
 from flashsale.engine.models import Order, Outcome, decode_order
 from flashsale.engine.pipe import Pipe, bulks
 from flashsale.engine.redis import RedisClient, node_name
-from flashsale.engine.replicas import ReplicaAcks
+from flashsale.engine.replicas import ReplicaAcks, ReplicaTimeout
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.status_feed import REFUSING, StatusFeed
 from flashsale.metrics import metrics
@@ -69,6 +69,7 @@ class Decision:
 
 
 NOT_FOUND = Decision("not_found")
+UNDECIDED = Decision("undecided")
 REFUSED = {outcome: Decision(outcome) for outcome in REFUSING.values()}
 
 
@@ -242,19 +243,31 @@ class Purchaser:
                     self._down[self._node(drop_id)] = loop.time() + DOWN_S
                 log.warning("purchase batch of %s still undecided, rechecking: %r", drop_id, e)
 
-    async def _decide_replicated(self, drop_id: str, recheck: int, packed: bytes) -> Any:
-        """The script, then WAIT for a replica on the same connection (replicas.py). A node
-        that just lost its replica gets no new batch: 503 at once, nothing sent."""
+    async def _decide_replicated(
+        self, drop_id: str, recheck: int, packed: bytes
+    ) -> tuple[Any, bool]:
+        """The script, then WAIT for a replica on the same connection (replicas.py); returns
+        its reply and whether what it made is safe from a failover.
+
+        A node that just lost its replica makes no new order: its batches run as rechecks
+        do, finding orders that exist (a same-key retry gets its order) and answering the
+        rest 503. What no replica acknowledged in time is not safe, unless the node has no
+        replica left that could be promoted: then nothing can take it back."""
         assert self.replicas is not None
         keys = DropKeys.of(drop_id)
         if not recheck and self.replicas.refuses(keys.drop):
-            raise Unavailable("no replica of this drop's Redis acknowledges writes")
+            recheck = 1
         script = self._scripts.purchase
         command = ("EVALSHA", script.sha, len(keys), *keys, recheck, packed)
-        (flat,) = await self.replicas.run(keys.drop, [command], {script.sha: script.script})
+        safe = True
+        try:
+            (flat,) = await self.replicas.run(keys.drop, [command], {script.sha: script.script})
+        except ReplicaTimeout as e:
+            (flat,) = e.replies
+            safe = not await self.replicas.promotable(keys.drop)
         if isinstance(flat, Exception):
             raise flat
-        return flat
+        return flat, safe
 
     async def _decide_piped(self, drop_id: str, recheck: int, packed: bytes) -> Any:
         assert self._pipe is not None
@@ -277,8 +290,9 @@ class Purchaser:
         """Runs one batch of purchases of one drop in a single script call."""
         packed = _pack(requests)
         start = time.perf_counter()
+        safe = True
         if self.replicas is not None:
-            flat = await self._decide_replicated(drop_id, recheck, packed)
+            flat, safe = await self._decide_replicated(drop_id, recheck, packed)
         elif self._pipe is not None:
             flat = await self._decide_piped(drop_id, recheck, packed)
         else:
@@ -286,10 +300,13 @@ class Purchaser:
         measured = metrics()
         measured.batch_seconds.observe(time.perf_counter() - start)
         measured.batch_size.observe(len(requests))
-        return [
+        decisions = [
             Decision(flat[i].decode(), decode_order(flat[i + 1]) if flat[i + 1] else None)
             for i in range(0, len(flat), 2)
         ]
+        if not safe:  # an order a failover could still take back is promised to nobody yet
+            decisions = [UNDECIDED if d.order is not None else d for d in decisions]
+        return decisions
 
 
 def _tell(queue: list[Waiting], results: Sequence[Decision | BaseException]) -> None:

@@ -8,9 +8,15 @@ connection (WAIT counts that connection's own writes), which is why this module 
 commands on one connection it holds, to the node that owns the key, rather than through
 redis-py's cluster client (whose `wait()` goes to an arbitrary node and proves nothing).
 
-When no replica acknowledges in time, what was written may still be lost: the caller does
-not answer yet and keeps waiting on the same connection, and the node is marked as without
-replica for a moment so that new work for it is refused (503) instead of queued behind.
+When no replica acknowledges, what was written may still be lost: the node is marked as
+without replica for a moment, so that new work for it is refused (503) instead of queued
+behind, and the caller keeps waiting on the same connection, for at most `timeout_s`
+(FLASHSALE_REPLICA_TIMEOUT_S); then `ReplicaTimeout`: a purchase is answered 504
+`undecided`, and the settlement worker leaves that node's entries for its next round.
+
+Settlement asks a second question (`promotable`): whether the node has any replica the
+cluster could promote. One left with none at all keeps settling: nothing could be promoted
+over it to take its writes back.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MovedError, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from flashsale.engine.errors import Undecided
 from flashsale.engine.redis import RedisClient, node_name
 
 log = logging.getLogger(__name__)
@@ -36,13 +43,22 @@ UNREPLICATED_S = 1.0  # a node whose replica did not acknowledge is refused work
 Command = Sequence[Any]
 
 
-class NoReplica(Exception):
-    """The node that owns this key has had no replica acknowledging writes just now."""
+REPLICA_TIMEOUT_S = 5.0
+
+
+class ReplicaTimeout(Undecided):
+    """No replica acknowledged a write within the timeout: it may still be lost. `replies`
+    are what the commands answered (they ran)."""
+
+    def __init__(self, message: str, replies: list[Any]) -> None:
+        super().__init__(message)
+        self.replies = replies
 
 
 class ReplicaAcks:
-    def __init__(self, redis: RedisClient) -> None:
+    def __init__(self, redis: RedisClient, timeout_s: float = REPLICA_TIMEOUT_S) -> None:
         self._redis = redis
+        self.timeout_s = timeout_s
         self._unreplicated: dict[str, float] = {}  # node name -> loop time it is refused until
         # On a cluster, a pool of our own per node: the cluster client closes its nodes'
         # connections when it relearns the slot map, which may happen while we hold one.
@@ -71,15 +87,25 @@ class ReplicaAcks:
         until = self._unreplicated.get(node_name(self._redis, key) or "")
         return until is not None and asyncio.get_running_loop().time() < until
 
-    async def run(self, key: str, commands: list[Command], scripts: dict[str, str]) -> list[Any]:
+    async def run(
+        self,
+        key: str,
+        commands: list[Command],
+        scripts: dict[str, str],
+        within: float | None = None,
+    ) -> list[Any]:
         """Runs `commands` on one connection to the node owning `key`, then waits there until
-        a replica has them; returns their replies (an error reply as its exception).
+        a replica has them (ReplicaTimeout after `within`, default `timeout_s`); returns
+        their replies (an error reply as its exception).
 
         `scripts` maps each EVALSHA's sha to its body, loaded on that node on NOSCRIPT.
         """
+        deadline = asyncio.get_running_loop().time() + (
+            self.timeout_s if within is None else within
+        )
         while True:
             try:
-                return await self._run_once(key, commands, scripts)
+                return await self._run_once(key, commands, scripts, deadline)
             except MovedError:
                 # A failover moved the slot (the command did not run): ask the new owner.
                 await self.relearn()
@@ -93,7 +119,7 @@ class ReplicaAcks:
             await self._redis.nodes_manager.initialize()
 
     async def _run_once(
-        self, key: str, commands: list[Command], scripts: dict[str, str]
+        self, key: str, commands: list[Command], scripts: dict[str, str], deadline: float
     ) -> list[Any]:
         name, pool = self._node(key)
         conn = await pool.get_connection()
@@ -116,16 +142,38 @@ class ReplicaAcks:
                     raise acked
                 if acked >= 1:
                     break
-                self._unreplicated[name] = asyncio.get_running_loop().time() + UNREPLICATED_S
+                now = asyncio.get_running_loop().time()
+                self._unreplicated[name] = now + UNREPLICATED_S
                 log.warning(
                     "no replica of %s acknowledged a write in %d ms", name or "redis", WAIT_MS
                 )
+                if now >= deadline:
+                    broken = False  # the connection is sound; only the replica is missing
+                    message = f"no replica of {name or 'redis'} acknowledged in time"
+                    raise ReplicaTimeout(message, replies)
             self._unreplicated.pop(name, None)
             broken = False
             return replies
         finally:
             if broken:
                 await conn.disconnect()
+            await pool.release(conn)
+
+    async def promotable(self, key: str) -> bool:
+        """Whether the node owning `key` has a replica that could be promoted in its place:
+        on a cluster, any replica the cluster lists for it (connected or not: a frozen one
+        can still win a failover); on a single Redis, a connected one."""
+        _, pool = self._node(key)
+        conn = await pool.get_connection()
+        try:
+            if isinstance(self._redis, RedisCluster):
+                (myself,) = await _send(conn, [("CLUSTER", "MYID")])
+                (listed,) = await _send(conn, [("CLUSTER", "REPLICAS", myself)])
+                return bool(listed) and not isinstance(listed, Exception)
+            (info,) = await _send(conn, [("INFO", "replication")])
+            text = info.decode() if isinstance(info, bytes) else str(info)
+            return "connected_slaves:0" not in text
+        finally:
             await pool.release(conn)
 
     async def close(self) -> None:

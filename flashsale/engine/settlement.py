@@ -33,7 +33,7 @@ from flashsale.engine.errors import RedisError
 from flashsale.engine.keys import GROUP, PREFIX, DropKeys
 from flashsale.engine.models import orders_of
 from flashsale.engine.redis import RedisClient, node_name, text
-from flashsale.engine.replicas import ReplicaAcks
+from flashsale.engine.replicas import ReplicaAcks, ReplicaTimeout
 from flashsale.engine.stopping import pause
 from flashsale.engine.store import OrderStore
 
@@ -201,7 +201,13 @@ class SettlementWorker:
         # An entry deleted after delivery (XDEL) comes back from XAUTOCLAIM without fields.
         orders = [o for _, entries in work for _id, f in entries if f for o in orders_of(f)]
         if self.replicas is not None:
-            await self._replicated([stream for stream, _ in work])
+            safe = await self._replicated([stream for stream, _ in work])
+            held = [pair for pair in work if pair[0] not in safe]
+            if held:  # left pending: this worker reads them again first, next round
+                self.retry_own = True
+                work = [pair for pair in work if pair[0] in safe]
+                if not work:
+                    return 0
         if orders:
             await self.store.apply(orders)
         await asyncio.gather(
@@ -210,20 +216,32 @@ class SettlementWorker:
         self.settled += len(orders)
         return sum(len(entries) for _, entries in work)
 
-    async def _replicated(self, streams: list[str]) -> None:
-        """Waits until a replica has these entries: an order a failover could still take
-        back never reaches the store. One small write per Redis node, then WAIT on that
-        connection, which covers every earlier write on the node (the entries included)."""
+    async def _replicated(self, streams: list[str]) -> set[str]:
+        """The streams whose entries a failover can no longer take back: one small write per
+        Redis node, then WAIT on that connection, which covers every earlier write on the
+        node (the entries included). A node whose replica does not acknowledge in time holds
+        back its own streams only; a node with no replica that could be promoted at all
+        keeps settling."""
         assert self.replicas is not None
-        nodes: dict[str, str] = {}
+        replicas = self.replicas
+        by_node: dict[str, tuple[str, list[str]]] = {}
         for stream in streams:
             tag = stream[stream.index("{") : stream.index("}") + 1]
             probe = f"{PREFIX}:{tag}:replicated"
-            nodes.setdefault(node_name(self.redis, probe) or probe, probe)
-        await asyncio.gather(*(
-            self.replicas.run(probe, [("SET", probe, self.consumer, "PX", 60_000)], {})
-            for probe in nodes.values()
-        ))  # fmt: skip
+            node = node_name(self.redis, probe) or probe
+            by_node.setdefault(node, (probe, []))[1].append(stream)
+
+        async def safe(probe: str) -> bool:
+            try:
+                await replicas.run(probe, [("SET", probe, self.consumer, "PX", 60_000)], {},
+                                   within=0.0)  # fmt: skip
+                return True
+            except ReplicaTimeout:
+                return not await replicas.promotable(probe)
+
+        nodes = list(by_node.values())
+        verdicts = await asyncio.gather(*(safe(probe) for probe, _ in nodes))
+        return {s for (_, mine), ok in zip(nodes, verdicts, strict=True) if ok for s in mine}
 
     async def trim(self) -> int:
         """Removes from each drop stream the entries every worker has acknowledged (they are

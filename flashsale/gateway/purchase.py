@@ -13,7 +13,15 @@ from aiohttp import web
 from flashsale.engine.purchase import Decision, Outcome
 from flashsale.engine.specs import PurchaseSpec
 from flashsale.gateway.bodies import decode_json, idempotency_key
-from flashsale.gateway.errors import Answer, ok, refusal, response, unavailable
+from flashsale.gateway.errors import (
+    UNDECIDED,
+    Answer,
+    answer_error,
+    ok,
+    refusal,
+    response,
+    unavailable,
+)
 from flashsale.gateway.state import Gateway, gateway
 
 routes = web.RouteTableDef()
@@ -27,8 +35,8 @@ REFUSALS: dict[Outcome, tuple[int, str]] = {
 }
 # Most answers of a burst are refusals: made once, not per request.
 _REFUSED = {outcome: refusal(status, outcome, text) for outcome, (status, text) in REFUSALS.items()}
-_UNDECIDED = unavailable("this request could not be decided; retry with the same key")
-_VOIDED = refusal(_UNDECIDED.status, _UNDECIDED.code, _UNDECIDED.message, _UNDECIDED.headers)
+_VOIDED = answer_error(unavailable("no purchase was made; retry with the same key"))
+_NOT_REPLICATED = refusal(504, "undecided", UNDECIDED, {"Retry-After": "1"})
 
 
 def check(
@@ -51,6 +59,8 @@ def answer(decision: Decision) -> Answer:
         return ok({"order": order.public()}, 201, "created")
     if decision.outcome == "unavailable":  # a voided request id: nothing was made
         return _VOIDED
+    if decision.outcome == "undecided":  # made, but no replica has it yet
+        return _NOT_REPLICATED
     return _REFUSED[decision.outcome]
 
 
