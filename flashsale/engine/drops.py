@@ -26,10 +26,13 @@ class Drops:
         if not is_drop_id(drop_id):
             return None
         flat = await Scripts.call(self._scripts.drop, drop_id, *args)
+        drop = Drop.from_hash(flat) if flat else None
         if self._feed is not None and args[0] != "view":
-            # This process sees its own change at once; the others hear it published.
-            self._feed.forget(drop_id)
-        return Drop.from_hash(flat) if flat else None
+            # This process takes its own change as heard at once (the others hear it
+            # published). As heard, not just forgotten: the published message may have
+            # arrived before this reply, and forgetting after it would undo what it taught.
+            self._feed.heard(drop_id, drop.status if drop is not None else "")
+        return drop
 
     async def create(self, spec: DropSpec) -> Drop:
         drop_id = new_drop_id()

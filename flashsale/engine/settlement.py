@@ -177,8 +177,17 @@ class SettlementWorker:
                 await asyncio.sleep(block_ms / 1000)
             return []
         if self.cluster:  # a command may not span slots
-            replies = await asyncio.gather(*(self._xreadgroup([s], None, at) for s in streams))
-            return [pair for reply in replies for pair in reply]
+            replies = await asyncio.gather(
+                *(self._xreadgroup([s], None, at) for s in streams), return_exceptions=True
+            )
+            failed = [r for r in replies if isinstance(r, BaseException)]
+            if failed and len(failed) == len(replies):
+                raise failed[0]
+            if failed:  # one node out of reach (a failover): the others settle on
+                log.warning("%d drop stream(s) not read this round: %r", len(failed), failed[0])
+                self.retry_own = True
+            return [pair for reply in replies if not isinstance(reply, BaseException)
+                    for pair in reply]  # fmt: skip
         return await self._xreadgroup(streams, block_ms, at)
 
     async def _xreadgroup(self, streams: list[str], block_ms: int | None, at: str = ">") -> Work:
@@ -249,6 +258,9 @@ class SettlementWorker:
                 return True
             except ReplicaTimeout:
                 return not await replicas.promotable(probe)
+            except (RedisError, OSError) as e:  # out of reach (a failover): not this round
+                log.warning("settlement holds back the drops of a node out of reach: %r", e)
+                return False
 
         nodes = list(by_node.values())
         verdicts = await asyncio.gather(*(safe(probe) for probe, _ in nodes))
