@@ -264,7 +264,7 @@ class Purchaser:
             (flat,) = await self.replicas.run(keys.drop, [command], {script.sha: script.script})
         except ReplicaTimeout as e:
             (flat,) = e.replies
-            safe = not await self.replicas.promotable(keys.drop)
+            safe = not await self.replicas.promotable(e)
         if isinstance(flat, Exception):
             raise flat
         return flat, safe

@@ -50,9 +50,10 @@ class ReplicaTimeout(Undecided):
     """No replica acknowledged a write within the timeout: it may still be lost. `replies`
     are what the commands answered (they ran)."""
 
-    def __init__(self, message: str, replies: list[Any]) -> None:
+    def __init__(self, message: str, replies: list[Any], node: str) -> None:
         super().__init__(message)
         self.replies = replies
+        self.node = node  # the node that ran them: only it can say whether they are safe
 
 
 class ReplicaAcks:
@@ -114,9 +115,14 @@ class ReplicaAcks:
                 raise
 
     async def relearn(self) -> None:
-        """After a failover the cluster's slot map is read again."""
+        """After a failover the cluster's slot map is read again. Mid-failover the slots are
+        not all covered yet, and redis-py refuses the map: the caller's own error stands,
+        and the next call asks again."""
         if isinstance(self._redis, RedisCluster):
-            await self._redis.nodes_manager.initialize()
+            try:
+                await self._redis.nodes_manager.initialize()
+            except Exception as e:
+                log.info("the cluster's slot map could not be read yet: %r", e)
 
     async def _run_once(
         self, key: str, commands: list[Command], scripts: dict[str, str], deadline: float
@@ -150,7 +156,7 @@ class ReplicaAcks:
                 if now >= deadline:
                     broken = False  # the connection is sound; only the replica is missing
                     message = f"no replica of {name or 'redis'} acknowledged in time"
-                    raise ReplicaTimeout(message, replies)
+                    raise ReplicaTimeout(message, replies, name)
             self._unreplicated.pop(name, None)
             broken = False
             return replies
@@ -159,20 +165,41 @@ class ReplicaAcks:
                 await conn.disconnect()
             await pool.release(conn)
 
-    async def promotable(self, key: str) -> bool:
-        """Whether the node owning `key` has a replica that could be promoted in its place:
-        on a cluster, any replica the cluster lists for it (connected or not: a frozen one
-        can still win a failover); on a single Redis, a connected one."""
-        _, pool = self._node(key)
-        conn = await pool.get_connection()
+    async def promotable(self, unacked: ReplicaTimeout) -> bool:
+        """Whether the node that ran the commands of `unacked` has a replica that could be
+        promoted in its place: on a cluster, any replica the cluster lists for it and has
+        not failed (connected or not: a frozen one can still win a failover); on a single
+        Redis, a connected one. A node that cannot be asked (it died meanwhile) may have
+        been replaced by such a replica: True, the careful answer."""
+        pool = self._pools.get(unacked.node) if unacked.node else None
+        if pool is None:
+            if isinstance(self._redis, RedisCluster):
+                return True
+            pool = self._redis.connection_pool
+        try:
+            conn = await pool.get_connection()
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            return True
         try:
             if isinstance(self._redis, RedisCluster):
                 (myself,) = await _send(conn, [("CLUSTER", "MYID")])
                 (listed,) = await _send(conn, [("CLUSTER", "REPLICAS", myself)])
-                return bool(listed) and not isinstance(listed, Exception)
+                if isinstance(listed, Exception):
+                    return True  # cannot tell: the careful answer
+                # "<id> <addr> <flags> ...": one the cluster has failed (a dead old primary
+                # is listed as the new one's replica) can never be promoted.
+                return any(
+                    "fail"
+                    not in (line.decode() if isinstance(line, bytes) else line)
+                    .split()[2]
+                    .split(",")
+                    for line in listed
+                )
             (info,) = await _send(conn, [("INFO", "replication")])
             text = info.decode() if isinstance(info, bytes) else str(info)
             return "connected_slaves:0" not in text
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            return True
         finally:
             await pool.release(conn)
 

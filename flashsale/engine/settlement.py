@@ -256,8 +256,8 @@ class SettlementWorker:
                 await replicas.run(probe, [("SET", probe, self.consumer, "PX", 60_000)], {},
                                    within=0.0)  # fmt: skip
                 return True
-            except ReplicaTimeout:
-                return not await replicas.promotable(probe)
+            except ReplicaTimeout as e:
+                return not await replicas.promotable(e)
             except (RedisError, OSError) as e:  # out of reach (a failover): not this round
                 log.warning("settlement holds back the drops of a node out of reach: %r", e)
                 return False
