@@ -100,6 +100,7 @@ def translate(e: Exception) -> ApiError | None:
 
 
 INTERNAL = refusal(500, "internal", "internal error")
+TOO_LARGE = refusal(413, "payload_too_large", f"request bodies are at most {MAX_BODY} bytes")
 BUSY = refusal(503, "unavailable", "this gateway is at capacity; retry", {"Retry-After": "1"})
 
 

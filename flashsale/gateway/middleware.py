@@ -25,6 +25,7 @@ from flashsale.gateway.errors import (
     ERROR_CODE,
     INTERNAL,
     MAX_BODY,
+    TOO_LARGE,
     answer_error,
     error_response,
     response,
@@ -60,9 +61,7 @@ async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.content_length is not None and request.content_length > MAX_BODY:
-        return error_response(
-            413, "payload_too_large", f"request bodies are at most {MAX_BODY} bytes"
-        )
+        return response(TOO_LARGE)
     gw = request.app[GATEWAY]
     path = request.path
     # A /live stream is open for as long as someone watches: it is not work in progress.

@@ -30,7 +30,15 @@ from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrad
 from flashsale.engine.purchase import Decision
 from flashsale.gateway import purchase
 from flashsale.gateway.drops import view
-from flashsale.gateway.errors import BUSY, INTERNAL, Answer, answer_error, refusal, translate
+from flashsale.gateway.errors import (
+    BUSY,
+    INTERNAL,
+    TOO_LARGE,
+    Answer,
+    answer_error,
+    refusal,
+    translate,
+)
 from flashsale.gateway.fastpath import wire
 from flashsale.gateway.fastpath.routes import PURCHASE_ROUTE, VIEW_ROUTE, Route, route_of
 from flashsale.logs import REQUEST_ID, request_id
@@ -44,7 +52,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NOT_HTTP = refusal(400, "invalid_request", "the request is not valid HTTP")
-TOO_LARGE = refusal(413, "payload_too_large", "request bodies are at most 16384 bytes")
 HEADERS_TOO_LARGE = refusal(431, "headers_too_large", "the request's headers are too large")
 # What aiohttp's parser refuses at once (a NUL method): fed to a handler that has this
 # connection, it answers 400 in the contract's JSON, after the answers it owes, and closes.
