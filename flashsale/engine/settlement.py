@@ -222,8 +222,7 @@ class SettlementWorker:
         orders = [o for _, entries in work for _id, f in entries if f for o in orders_of(f)]
         if self.replicas is not None:
             safe = await self._replicated([stream for stream, _ in work])
-            held = [pair for pair in work if pair[0] not in safe]
-            if held:  # left pending: this worker reads them again first, next round
+            if len(safe) < len(work):  # the rest left pending: read again first, next round
                 self.retry_own = True
                 work = [pair for pair in work if pair[0] in safe]
                 if not work:
