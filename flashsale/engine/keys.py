@@ -19,6 +19,13 @@ STATUS_CHANNEL = f"{PREFIX}:status"
 LIVE_CHANNEL = f"{PREFIX}:live:"
 
 
+def probe_key(key: str) -> str:
+    """A key in the slot of `key` (same hash tag), for the small write whose WAIT proves that
+    a replica has every earlier write of the node that owns it (replicas.py)."""
+    tag = key[key.index("{") : key.index("}") + 1]
+    return f"{PREFIX}:{tag}:replicated"
+
+
 def room_index(room: str) -> str:
     return f"{PREFIX}:room:{room}"
 

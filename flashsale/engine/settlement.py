@@ -29,11 +29,11 @@ from typing import Any, cast
 from redis.asyncio.cluster import RedisCluster
 
 from flashsale.engine.drops import Drops
-from flashsale.engine.errors import RedisError
-from flashsale.engine.keys import GROUP, PREFIX, DropKeys
+from flashsale.engine.errors import REDIS_ERRORS
+from flashsale.engine.keys import GROUP, DropKeys, probe_key
 from flashsale.engine.models import orders_of
 from flashsale.engine.redis import RedisClient, node_name, text
-from flashsale.engine.replicas import ReplicaAcks, ReplicaTimeout
+from flashsale.engine.replicas import WAIT_S, ReplicaAcks, ReplicaTimeout
 from flashsale.engine.stopping import pause
 from flashsale.engine.store import OrderStore
 
@@ -54,17 +54,20 @@ async def _group(redis: RedisClient, stream: str) -> dict[str, Any] | None:
     return None
 
 
-async def backlog(redis: RedisClient, drops: Drops) -> int:
-    """Entries not yet settled across all drops: pending plus never delivered."""
-    return sum((await backlog_by_node(redis, drops)).values())
+async def backlog(redis: RedisClient, drops: Drops, drop_id: str | None = None) -> int:
+    """Entries not yet settled, pending plus never delivered: across all drops, or of one
+    (whose audit should not wait for drops still selling)."""
+    return sum((await backlog_by_node(redis, drops, drop_id)).values())
 
 
-async def backlog_by_node(redis: RedisClient, drops: Drops) -> dict[str, int]:
+async def backlog_by_node(
+    redis: RedisClient, drops: Drops, drop_id: str | None = None
+) -> dict[str, int]:
     """The same per Redis node ("" for a single Redis): under acks=replica a node whose
     replica lags holds back its own drops only, and this shows which."""
     by_node: dict[str, int] = {}
-    for drop_id in await drops.ids():
-        stream = DropKeys.of(drop_id).events
+    for one in [drop_id] if drop_id else await drops.ids():
+        stream = DropKeys.of(one).events
         node = node_name(redis, stream) or ""
         by_node[node] = by_node.get(node, 0) + await _stream_backlog(redis, stream)
     return by_node
@@ -123,11 +126,14 @@ async def oldest_unsettled_ms(redis: RedisClient, drops: Drops) -> int | None:
     return max(0, seconds * 1000 + micros // 1000 - oldest)
 
 
-async def wait_settled(redis: RedisClient, drops: Drops, within: float) -> int:
-    """Waits up to `within` seconds for other workers to catch up; returns the backlog left."""
+async def wait_settled(
+    redis: RedisClient, drops: Drops, within: float, drop_id: str | None = None
+) -> int:
+    """Waits up to `within` seconds for other workers to catch up (on every drop, or on
+    one); returns the backlog left."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
-    while left := await backlog(redis, drops):
+    while left := await backlog(redis, drops, drop_id):
         if loop.time() >= deadline:
             return left
         await asyncio.sleep(0.1)
@@ -207,6 +213,10 @@ class SettlementWorker:
         Redis, it waits that long for new entries when there are none yet.
         """
         streams = [DropKeys.of(d).events for d in await self.drops.ids()]
+        # Which node each stream is read from, as the client's slot map has it before the
+        # read: acks=replica must ask that node, not whoever owns the slot by the time the
+        # entries are in hand (a replica promoted meanwhile never had the unreplicated ones).
+        read_from = {s: node_name(self.redis, s) for s in streams}
         work: Work = []
         if claim_idle_ms is not None:
             work = await self._claim(streams, claim_idle_ms)
@@ -218,15 +228,16 @@ class SettlementWorker:
                 work = await self._read(streams, block_ms)
         if not work:
             return 0
-        # An entry deleted after delivery (XDEL) comes back from XAUTOCLAIM without fields.
-        orders = [o for _, entries in work for _id, f in entries if f for o in orders_of(f)]
         if self.replicas is not None:
-            safe = await self._replicated([stream for stream, _ in work])
+            safe = await self._replicated([stream for stream, _ in work], read_from)
             if len(safe) < len(work):  # the rest left pending: read again first, next round
                 self.retry_own = True
                 work = [pair for pair in work if pair[0] in safe]
                 if not work:
                     return 0
+        # Only then the orders: a held-back stream's must not reach the store this round.
+        # An entry deleted after delivery (XDEL) comes back from XAUTOCLAIM without fields.
+        orders = [o for _, entries in work for _id, f in entries if f for o in orders_of(f)]
         if orders:
             await self.store.apply(orders)
         await asyncio.gather(
@@ -235,35 +246,35 @@ class SettlementWorker:
         self.settled += len(orders)
         return sum(len(entries) for _, entries in work)
 
-    async def _replicated(self, streams: list[str]) -> set[str]:
+    async def _replicated(self, streams: list[str], read_from: dict[str, str | None]) -> set[str]:
         """The streams whose entries a failover can no longer take back: one small write per
         Redis node, then WAIT on that connection, which covers every earlier write on the
         node (the entries included). A node whose replica does not acknowledge in time holds
         back its own streams only; a node with no replica that could be promoted at all
-        keeps settling."""
+        keeps settling. Each write goes to the node the entries were read from: if that node
+        no longer owns the slot, its streams wait for the next round's read."""
         assert self.replicas is not None
         replicas = self.replicas
-        by_node: dict[str, tuple[str, list[str]]] = {}
+        by_node: dict[str | None, tuple[str, list[str]]] = {}
         for stream in streams:
-            tag = stream[stream.index("{") : stream.index("}") + 1]
-            probe = f"{PREFIX}:{tag}:replicated"
-            node = node_name(self.redis, probe) or probe
-            by_node.setdefault(node, (probe, []))[1].append(stream)
+            by_node.setdefault(read_from.get(stream), (probe_key(stream), []))[1].append(stream)
 
-        async def safe(probe: str) -> bool:
+        async def safe(node: str | None, probe: str) -> bool:
+            if node is None:  # no node was known to own it (mid-failover)
+                return False
             try:
                 await replicas.run(probe, [("SET", probe, self.consumer, "PX", 60_000)], {},
-                                   within=0.0)  # fmt: skip
+                                   within=WAIT_S, node=node)  # fmt: skip
                 return True
             except ReplicaTimeout as e:
                 return not await replicas.promotable(e)
-            except (RedisError, OSError) as e:  # out of reach (a failover): not this round
+            except (*REDIS_ERRORS, OSError) as e:  # out of reach (a failover): not this round
                 log.warning("settlement holds back the drops of a node out of reach: %r", e)
                 return False
 
-        nodes = list(by_node.values())
-        verdicts = await asyncio.gather(*(safe(probe) for probe, _ in nodes))
-        return {s for (_, mine), ok in zip(nodes, verdicts, strict=True) if ok for s in mine}
+        nodes = list(by_node.items())
+        verdicts = await asyncio.gather(*(safe(node, probe) for node, (probe, _) in nodes))
+        return {s for (_, (_, mine)), ok in zip(nodes, verdicts, strict=True) if ok for s in mine}
 
     async def trim(self) -> int:
         """Removes from each drop stream the entries every worker has acknowledged (they are
@@ -312,7 +323,7 @@ class SettlementWorker:
                 if loop.time() >= next_trim:
                     next_trim = loop.time() + self.trim_every
                     await self.trim()
-            except (RedisError, OSError) as exc:
+            except (*REDIS_ERRORS, OSError) as exc:
                 log.warning("settlement step failed, will retry: %s", exc)
                 done, self.retry_own = 0, True
                 await asyncio.sleep(0.5)
