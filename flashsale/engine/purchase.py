@@ -36,7 +36,7 @@ from typing import Any
 import msgspec
 from redis.exceptions import NoScriptError
 
-from flashsale.engine.errors import AMBIGUOUS, RedisError, Unavailable, Undecided, never_sent
+from flashsale.engine.errors import AMBIGUOUS, REDIS_ERRORS, Unavailable, Undecided, never_sent
 from flashsale.engine.ids import is_drop_id, new_order_ids
 from flashsale.engine.keys import DropKeys
 from flashsale.engine.models import Order, Outcome, decode_order
@@ -194,7 +194,7 @@ class Purchaser:
         except Undecided as e:
             _tell(queue, [e] * len(queue))
             return
-        except (RedisError, Unavailable) as e:
+        except (*REDIS_ERRORS, Unavailable) as e:
             _tell(queue, [Unavailable(str(e))] * len(queue))
             return
         except asyncio.CancelledError as e:
@@ -238,7 +238,7 @@ class Purchaser:
             await asyncio.sleep(delay)
             try:
                 return await self._decide(drop_id, 1, requests)
-            except RedisError as e:
+            except REDIS_ERRORS as e:
                 if never_sent(e):  # still down: spare new purchases the attempt
                     self._down[self._node(drop_id)] = loop.time() + DOWN_S
                 log.warning("purchase batch of %s still undecided, rechecking: %r", drop_id, e)
@@ -252,7 +252,13 @@ class Purchaser:
         A node that just lost its replica makes no new order: its batches run as rechecks
         do, finding orders that exist (a same-key retry gets its order) and answering the
         rest 503. What no replica acknowledged in time is not safe, unless the node has no
-        replica left that could be promoted: then nothing can take it back."""
+        replica left that could be promoted: then nothing can take it back.
+
+        A reply with no order in it promises nothing a failover could take back, so it is
+        answered without waiting: a refusal, or a recheck's 503. That 503 stays true even if
+        its void mark is lost: a primary replicates in order, so a lost mark means that
+        whatever the node did after it is lost too, and a first attempt that ran before it
+        is found."""
         assert self.replicas is not None
         keys = DropKeys.of(drop_id)
         if not recheck and self.replicas.refuses(keys.drop):
@@ -261,7 +267,9 @@ class Purchaser:
         command = ("EVALSHA", script.sha, len(keys), *keys, recheck, packed)
         safe = True
         try:
-            (flat,) = await self.replicas.run(keys.drop, [command], {script.sha: script.script})
+            (flat,) = await self.replicas.run(
+                keys.drop, [command], {script.sha: script.script}, needs_ack=_makes_orders
+            )
         except ReplicaTimeout as e:
             (flat,) = e.replies
             safe = not await self.replicas.promotable(e)
@@ -307,6 +315,13 @@ class Purchaser:
         if not safe:  # an order a failover could still take back is promised to nobody yet
             decisions = [UNDECIDED if d.order is not None else d for d in decisions]
         return decisions
+
+
+def _makes_orders(replies: list[Any]) -> bool:
+    """Whether a purchase script's reply holds any order (made or found); an error reply
+    promises nothing either."""
+    (flat,) = replies
+    return not isinstance(flat, Exception) and any(flat[1::2])
 
 
 def _tell(queue: list[Waiting], results: Sequence[Decision | BaseException]) -> None:

@@ -9,10 +9,12 @@ commands on one connection it holds, to the node that owns the key, rather than 
 redis-py's cluster client (whose `wait()` goes to an arbitrary node and proves nothing).
 
 When no replica acknowledges, what was written may still be lost: the node is marked as
-without replica for a moment, so that new work for it is refused (503) instead of queued
-behind, and the caller keeps waiting on the same connection, for at most `timeout_s`
+without replica, so that new work for it is refused (503) instead of queued behind, and the
+caller keeps waiting on the same connection, for at most `timeout_s`
 (FLASHSALE_REPLICA_TIMEOUT_S); then `ReplicaTimeout`: a purchase is answered 504
-`undecided`, and the settlement worker leaves that node's entries for its next round.
+`undecided`, and the settlement worker leaves that node's entries for its next round. The
+mark is lifted by a probe of this process's own (a small write, one WAIT, once a second),
+never by letting a buyer's batch find out the slow way.
 
 Settlement asks a second question (`promotable`): whether the node has any replica the
 cluster could promote. One left with none at all keeps settling: nothing could be promoted
@@ -23,21 +25,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.asyncio import ConnectionPool
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MovedError, NoScriptError, ResponseError
+from redis.exceptions import MovedError, NoScriptError, ResponseError, SlotNotCoveredError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from flashsale.engine.errors import Undecided
+from flashsale.engine.errors import REDIS_ERRORS, Undecided
+from flashsale.engine.keys import probe_key
 from flashsale.engine.redis import RedisClient, node_name
 
 log = logging.getLogger(__name__)
 
 WAIT_MS = 500  # one WAIT; repeated while no replica acknowledges
+WAIT_S = WAIT_MS / 1000  # `within` for a question of one WAIT
 UNREPLICATED_S = 1.0  # a node whose replica did not acknowledge is refused work this long
 
 Command = Sequence[Any]
@@ -61,6 +65,7 @@ class ReplicaAcks:
         self._redis = redis
         self.timeout_s = timeout_s
         self._unreplicated: dict[str, float] = {}  # node name -> loop time it is refused until
+        self._probing: dict[str, asyncio.Task[None]] = {}  # node name -> its probe
         # On a cluster, a pool of our own per node: the cluster client closes its nodes'
         # connections when it relearns the slot map, which may happen while we hold one.
         self._pools: dict[str, ConnectionPool] = {}
@@ -68,7 +73,10 @@ class ReplicaAcks:
     def _node(self, key: str) -> tuple[str, ConnectionPool]:
         if not isinstance(self._redis, RedisCluster):
             return "", self._redis.connection_pool
-        node = self._redis.get_node_from_key(key)
+        try:
+            node = self._redis.get_node_from_key(key)
+        except SlotNotCoveredError:
+            node = None
         if node is None:
             raise RedisConnectionError(f"no node owns the slot of {key} yet")
         pool = self._pools.get(node.name)
@@ -84,9 +92,29 @@ class ReplicaAcks:
         return node.name, pool
 
     def refuses(self, key: str) -> bool:
-        """Whether the node owning `key` lost its replica a moment ago: refuse, do not run."""
-        until = self._unreplicated.get(node_name(self._redis, key) or "")
-        return until is not None and asyncio.get_running_loop().time() < until
+        """Whether the node owning `key` has been without replica since its last probe:
+        refuse, do not run. Once the mark is a second old, a probe is sent (in the
+        background) and the node stays refused until it says a replica is back."""
+        name = node_name(self._redis, key) or ""
+        until = self._unreplicated.get(name)
+        if until is None:
+            return False
+        now = asyncio.get_running_loop().time()
+        if now >= until and name not in self._probing:
+            self._unreplicated[name] = now + UNREPLICATED_S
+            task = asyncio.get_running_loop().create_task(self._probe(name, probe_key(key)))
+            self._probing[name] = task
+            task.add_done_callback(lambda _: self._probing.pop(name, None))
+        return True
+
+    async def _probe(self, name: str, probe: str) -> None:
+        try:  # acknowledged: run() lifts the mark; not: it renews it
+            await self.run(probe, [("SET", probe, "probe", "PX", 60_000)], {}, within=WAIT_S)
+        except ReplicaTimeout:
+            pass
+        except (*REDIS_ERRORS, OSError) as e:  # out of reach: purchases find that out at once
+            log.info("replica probe of %s failed: %r", name or "redis", e)
+            self._unreplicated.pop(name, None)
 
     async def run(
         self,
@@ -94,19 +122,25 @@ class ReplicaAcks:
         commands: list[Command],
         scripts: dict[str, str],
         within: float | None = None,
+        needs_ack: Callable[[list[Any]], bool] = lambda replies: True,
+        node: str | None = None,
     ) -> list[Any]:
         """Runs `commands` on one connection to the node owning `key`, then waits there until
         a replica has them (ReplicaTimeout after `within`, default `timeout_s`); returns
         their replies (an error reply as its exception).
 
         `scripts` maps each EVALSHA's sha to its body, loaded on that node on NOSCRIPT.
+        `needs_ack` says from the replies whether anything is promised on them: when not
+        (a recheck that found no order), they are returned at once, replica or not.
+        With `node`, they run only if that node still owns `key` (else a ConnectionError):
+        for a question about writes made there.
         """
         deadline = asyncio.get_running_loop().time() + (
             self.timeout_s if within is None else within
         )
         while True:
             try:
-                return await self._run_once(key, commands, scripts, deadline)
+                return await self._run_once(key, commands, scripts, deadline, needs_ack, node)
             except MovedError:
                 # A failover moved the slot (the command did not run): ask the new owner.
                 await self.relearn()
@@ -125,9 +159,17 @@ class ReplicaAcks:
                 log.info("the cluster's slot map could not be read yet: %r", e)
 
     async def _run_once(
-        self, key: str, commands: list[Command], scripts: dict[str, str], deadline: float
+        self,
+        key: str,
+        commands: list[Command],
+        scripts: dict[str, str],
+        deadline: float,
+        needs_ack: Callable[[list[Any]], bool],
+        node: str | None,
     ) -> list[Any]:
         name, pool = self._node(key)
+        if node is not None and name != node:
+            raise RedisConnectionError(f"{node} no longer owns {key} ({name} does)")
         conn = await pool.get_connection()
         broken = True
         try:
@@ -140,24 +182,27 @@ class ReplicaAcks:
             for reply in replies:
                 if isinstance(reply, MovedError):
                     raise reply
-            while True:
-                (acked,) = await _send(conn, [("WAIT", 1, WAIT_MS)])
+            while needs_ack(replies):
+                # Never past the deadline (WAIT 0 would block for good: 1 ms at least).
+                left_ms = int((deadline - asyncio.get_running_loop().time()) * 1000)
+                wait_ms = max(1, min(WAIT_MS, left_ms))
+                (acked,) = await _send(conn, [("WAIT", 1, wait_ms)])
                 if isinstance(acked, Exception):
                     # The node stopped being a primary under us (a stale primary rejoining
                     # as a replica): what it took is dropped when it resyncs, so nothing ran.
                     raise acked
                 if acked >= 1:
+                    self._unreplicated.pop(name, None)
                     break
                 now = asyncio.get_running_loop().time()
                 self._unreplicated[name] = now + UNREPLICATED_S
                 log.warning(
-                    "no replica of %s acknowledged a write in %d ms", name or "redis", WAIT_MS
+                    "no replica of %s acknowledged a write in %d ms", name or "redis", wait_ms
                 )
                 if now >= deadline:
                     broken = False  # the connection is sound; only the replica is missing
                     message = f"no replica of {name or 'redis'} acknowledged in time"
                     raise ReplicaTimeout(message, replies, name)
-            self._unreplicated.pop(name, None)
             broken = False
             return replies
         finally:
@@ -204,6 +249,8 @@ class ReplicaAcks:
             await pool.release(conn)
 
     async def close(self) -> None:
+        for task in list(self._probing.values()):
+            task.cancel()
         for pool in self._pools.values():
             await pool.disconnect()
 
