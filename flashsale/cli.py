@@ -12,7 +12,7 @@ import uvloop
 
 from flashsale import config, logs, services
 from flashsale.config import ConfigError, Settings
-from flashsale.engine.errors import RedisError
+from flashsale.engine.errors import REDIS_ERRORS
 from flashsale.engine.store import STORE_ERRORS
 from flashsale.gateways import Gateways, cores
 from flashsale.metrics import share_across_processes
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (ConfigError, ValueError) as e:
         print(f"flashsale: {e}", file=sys.stderr)
         code = 2
-    except (RedisError, *STORE_ERRORS) as e:
+    except (*REDIS_ERRORS, *STORE_ERRORS) as e:
         print(f"flashsale: cannot reach Redis or the order store: {e!r}", file=sys.stderr)
         code = 1
     sys.exit(code)

@@ -88,7 +88,7 @@ async def _open(store: OrderStore) -> None:
 async def audit(settings: Settings, drop_id: str | None = None, wait: float = 10.0) -> AuditReport:
     """`flashsale audit`: lets settlement catch up (up to `wait` seconds), then checks."""
     async with connected(settings) as parts:
-        await wait_settled(parts.engine.redis, parts.engine.drops, wait)
+        await wait_settled(parts.engine.redis, parts.engine.drops, wait, drop_id)
         return await check_invariants(parts.engine.redis, parts.store, parts.engine.drops, drop_id)
 
 

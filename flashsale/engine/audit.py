@@ -135,7 +135,7 @@ async def audit(
     redis: RedisClient, store: OrderStore, drops: Drops, drop_id: str | None = None
 ) -> AuditReport:
     report = AuditReport()
-    report.backlog = await backlog(redis, drops)
+    report.backlog = await backlog(redis, drops, drop_id)
     if report.backlog:
         report.findings.append(
             Finding(

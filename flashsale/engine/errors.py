@@ -1,12 +1,16 @@
 """Errors the engine raises; refusals of a purchase are outcomes, not exceptions.
 
-Redis trouble surfaces as redis-py's own RedisError, everywhere: the gateway answers it
-with 503, and the background loops log it and go on.
+Redis trouble surfaces as redis-py's own exceptions, caught everywhere as REDIS_ERRORS: the
+gateway answers them with 503, and the background loops log them and go on.
 """
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# Every error of Redis's: a cluster's own (SlotNotCoveredError mid-failover) is not a
+# RedisError in redis-py.
+REDIS_ERRORS = (RedisError, RedisClusterException)
 
 # A command whose answer was lost on one of these may or may not have run.
 AMBIGUOUS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
@@ -35,4 +39,12 @@ class Undecided(Exception):
     a lost answer): it may or may not have been made; a retry with the same key finds out."""
 
 
-__all__ = ["AMBIGUOUS", "NeverSent", "RedisError", "Unavailable", "Undecided", "never_sent"]
+__all__ = [
+    "AMBIGUOUS",
+    "REDIS_ERRORS",
+    "NeverSent",
+    "RedisError",
+    "Unavailable",
+    "Undecided",
+    "never_sent",
+]

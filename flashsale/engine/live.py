@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from flashsale.engine.errors import RedisError
+from flashsale.engine.errors import REDIS_ERRORS
 from flashsale.engine.keys import LIVE_CHANNEL, DropKeys
 from flashsale.engine.redis import RedisClient, subscriber, text
 from flashsale.engine.stopping import pause
@@ -108,10 +108,10 @@ class LiveFeed:
                         if watched is not None:
                             remaining, sold, status = text(message["data"]).split(" ")
                             watched.update(counters_json(int(remaining), int(sold), status))
-            except (RedisError, OSError) as e:
+            except (*REDIS_ERRORS, OSError) as e:
                 log.warning("live feed lost, following again: %s", e)
             finally:
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*REDIS_ERRORS, OSError):
                     await client.aclose()
             await pause(stop, 0.5)
 

@@ -9,6 +9,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import SlotNotCoveredError
 from redis.retry import Retry
 
 RedisClient: TypeAlias = Redis | RedisCluster
@@ -61,7 +62,10 @@ def node_name(redis: RedisClient, key: str) -> str | None:
     node of a cluster is known to own its slot, as during a failover)."""
     if not isinstance(redis, RedisCluster):
         return ""
-    node = redis.get_node_from_key(key)
+    try:  # a client that has sent nothing yet has no slot map either
+        node = redis.get_node_from_key(key)
+    except SlotNotCoveredError:
+        return None
     return node.name if node is not None else None
 
 

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, NamedTuple, cast
 
-from flashsale.engine.errors import RedisError
+from flashsale.engine.errors import REDIS_ERRORS
 from flashsale.engine.keys import STATUS_CHANNEL, DropKeys
 from flashsale.engine.models import DropStatus, Outcome
 from flashsale.engine.redis import RedisClient, subscriber, text
@@ -99,7 +99,7 @@ class StatusFeed:
                 used = frozenset(
                     [text(f) async for f, _ in self._redis.hscan_iter(keys.idem, count=10_000)]
                 )
-        except RedisError as e:
+        except REDIS_ERRORS as e:
             log.warning("could not read drop %s for the fast path: %s", drop_id, e)
             return
         if self._generation.get(drop_id, 0) == generation:
@@ -128,14 +128,14 @@ class StatusFeed:
                         if asyncio.get_running_loop().time() >= next_verify:
                             await self._verify()
                             next_verify = asyncio.get_running_loop().time() + self.verify_every
-            except (RedisError, OSError) as e:
+            except (*REDIS_ERRORS, OSError) as e:
                 if self.subscribed.is_set():  # once per outage, not once per retry
                     log.warning("status feed lost, asking Redis about every drop: %s", e)
             finally:
                 self.subscribed.clear()
                 for drop_id in list(self.shut):
                     self.forget(drop_id)
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*REDIS_ERRORS, OSError):
                     await client.aclose()
             await pause(stop, 0.5)
         for task in list(self._tasks):

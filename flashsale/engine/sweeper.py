@@ -11,7 +11,7 @@ import asyncio
 import logging
 
 from flashsale.engine.drops import Drops
-from flashsale.engine.errors import RedisError
+from flashsale.engine.errors import REDIS_ERRORS
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.stopping import pause
 
@@ -40,6 +40,6 @@ class Sweeper:
         while not stop.is_set():
             try:
                 await self.sweep_once()
-            except (RedisError, OSError) as exc:
+            except (*REDIS_ERRORS, OSError) as exc:
                 log.warning("sweep failed, retrying: %s", exc)
             await pause(stop, self.interval)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import msgspec
 from aiohttp import web
 
-from flashsale.engine.errors import RedisError, Unavailable, Undecided
+from flashsale.engine.errors import REDIS_ERRORS, Unavailable, Undecided
 from flashsale.engine.store import STORE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def translate(e: Exception) -> ApiError | None:
     if isinstance(e, Undecided):
         log.warning("undecided: %r", e)
         return ApiError(504, "undecided", UNDECIDED, {"Retry-After": "1"})
-    if isinstance(e, (Unavailable, RedisError, *STORE_ERRORS)):
+    if isinstance(e, (Unavailable, *REDIS_ERRORS, *STORE_ERRORS)):
         log.warning("unavailable: %r", e)
         return unavailable()
     return None

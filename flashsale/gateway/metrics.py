@@ -19,7 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from flashsale.engine.engine import Engine
-from flashsale.engine.errors import RedisError
+from flashsale.engine.errors import REDIS_ERRORS
 from flashsale.engine.keys import GROUP, DropKeys
 from flashsale.engine.redis import text
 from flashsale.engine.settlement import backlog_by_node, oldest_unsettled_ms
@@ -37,7 +37,7 @@ async def scrape(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(2.0):
             body += exposition(await from_redis(gateway(request).engine))
-    except (RedisError, OSError) as e:
+    except (*REDIS_ERRORS, OSError) as e:
         log.debug("metrics from Redis left out: %r", e)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

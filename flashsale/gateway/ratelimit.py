@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from flashsale.engine.errors import RedisError
+from flashsale.engine.errors import REDIS_ERRORS
 from flashsale.engine.redis import RedisClient
 from flashsale.gateway.errors import ApiError
 
@@ -118,7 +118,7 @@ class RateLimiter:
                 await asyncio.wait_for(stop.wait(), self.sync_s)
             try:
                 await self.sync(script)
-            except (RedisError, OSError) as e:
+            except (*REDIS_ERRORS, OSError) as e:
                 log.debug("rate limit counts not shared this time: %r", e)
 
     async def sync(self, script: Any) -> None:
