@@ -1,21 +1,27 @@
 """A Redis Cluster primary SIGKILLed mid-burst: its replica takes over, purchases go on, and
 with FLASHSALE_ACKS=replica no order answered 201 is lost. With the default (leader), the
 orders lost are counted: those a primary confirmed and died with before its replica had
-them."""
+them. And a primary lost for good after its replica was cut off, in process and rehearsed
+with the load tool against gateway and worker processes."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
 from flashsale.engine.keys import DropKeys
+from flashsale.redis_server import RedisServer
+from tests import processes
+from tests.burst import Fleet, until
 from tests.cluster import Cluster, start_cluster
 from tests.conftest import MakeStack
 from tests.invariants import Answer, assert_invariants
@@ -29,6 +35,29 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     started = start_cluster(tmp_path_factory, masters=3, replicas_each=1, aof=True)
     yield started
     started.stop()
+
+
+async def _cut_off_then_kill(
+    cluster: Cluster, victim: RedisServer, key: str
+) -> tuple[RedisServer, float]:
+    """The fault of a node lost for good under acks=replica: its replica frozen and its link
+    cut, 0.3 s on the primary SIGKILLed for good, the replica thawed to take over with no
+    replica of its own. Returns once it has; returns that replica, now the primary."""
+    assert victim.port is not None
+    client = redis.Redis(port=victim.port)
+    (replica_port,) = [int(r["port"]) for k, r in client.info("replication").items()
+                       if k.startswith("slave")]  # fmt: skip
+    replica = next(n for n in cluster.nodes if n.port == replica_port)
+    assert replica.process is not None
+    replica.process.send_signal(signal.SIGSTOP)
+    client.execute_command("CLIENT", "KILL", "TYPE", "replica")
+    client.close()
+    await asyncio.sleep(0.3)
+    victim.kill()  # for good: it never comes back
+    killed_at = time.monotonic()
+    replica.process.send_signal(signal.SIGCONT)
+    await asyncio.to_thread(cluster.wait_failover, victim, key)
+    return replica, killed_at
 
 
 async def _burst(stack: Stack, cluster: Cluster, drops: list[dict[str, Any]]) -> dict[str, Any]:
@@ -117,10 +146,6 @@ async def test_a_primary_lost_for_good_after_its_replica_was_cut_off(
     stack = await make_stack(redis_url=cluster.url, acks="replica", replica_timeout_s=2.0)
     drops = [await stack.new_drop(stock=STOCK, per_buyer_limit=LIMIT) for _ in range(6)]
     victim = cluster.node_of(DropKeys.of(drops[0]["id"]).drop)
-    client = redis.Redis(port=victim.port)
-    (replica_port,) = [int(r["port"]) for k, r in client.info("replication").items()
-                       if k.startswith("slave")]  # fmt: skip
-    replica = next(n for n in cluster.nodes if n.port == replica_port)
     rng = random.Random(11)
     plans = [
         (rng.choice(drops)["id"], f"b{rng.randrange(BUYERS)}", rng.choice((1, 1, 2)), f"k{i}")
@@ -147,15 +172,7 @@ async def test_a_primary_lost_for_good_after_its_replica_was_cut_off(
     firing = asyncio.gather(*(attempt(*p) for p in plans))
     while len(answered) < len(plans) // 3:  # noqa: ASYNC110 (a count, not an event)
         await asyncio.sleep(0.005)
-    assert replica.process is not None
-    replica.process.send_signal(signal.SIGSTOP)
-    client.execute_command("CLIENT", "KILL", "TYPE", "replica")
-    await asyncio.sleep(0.3)
-    victim.kill()  # for good: it never comes back
-    killed_at = time.monotonic()
-    replica.process.send_signal(signal.SIGCONT)
-    client.close()
-    await asyncio.to_thread(cluster.wait_failover, victim, DropKeys.of(drops[0]["id"]).drop)
+    replica, killed_at = await _cut_off_then_kill(cluster, victim, DropKeys.of(drops[0]["id"]).drop)
     await firing
 
     assert 500 not in seen and slowest < 30, (seen, slowest)
@@ -173,3 +190,68 @@ async def test_a_primary_lost_for_good_after_its_replica_was_cut_off(
         mine = [a for d, a, _ in answered if d == drop["id"]]
         await assert_invariants(stack, drop["id"], mine)
     print(f"\nslowest answer {slowest:.1f} s; statuses seen {sorted(seen)}")
+
+
+async def test_the_load_tool_rehearses_a_node_lost_for_good(
+    cluster: Cluster, make_stack: MakeStack, sqlite_url: str, tmp_path: Path
+) -> None:
+    """The same fault as ops rehearse it: 2 gateway and 2 worker processes under acks=replica,
+    one `flashsale loadtest` per drop (six hosts live at once) firing at them. Each run's own
+    checks and `flashsale audit` pass, the load tool counts the 503s and 504s, and a whole
+    `flashsale audit` passes afterwards with the dead node still dead."""
+    fleet = Fleet(cluster.url, sqlite_url, tmp_path, FLASHSALE_ACKS="replica",
+                  FLASHSALE_REPLICA_TIMEOUT_S="0.2")  # fmt: skip
+    try:
+        gateways = [fleet.gateway("gateway-a"), fleet.gateway("gateway-b")]
+        workers = [fleet.worker("worker-a"), fleet.worker("worker-b")]
+        stack = await make_stack(redis_url=cluster.url, worker=False)  # creates and reads
+        await asyncio.gather(*(g.ready() for g in gateways))
+        drops = [await stack.new_drop(stock=5000, per_buyer_limit=LIMIT) for _ in range(6)]
+        key = DropKeys.of(drops[0]["id"]).drop
+        victim = cluster.node_of(key)
+        flags = "--arrival rate --rate 60 --duration 8s --quantities 1:70,2:30 --connections 16"
+        flags += " --resends 10 --timeout 35s --quiet"
+
+        def load(n: int, drop: dict[str, Any]) -> list[str]:
+            at = ["--url", gateways[n % 2].base, "--drop", drop["id"], "--seed", str(n)]
+            return ["loadtest", *flags.split(), *at, "--json", str(tmp_path / f"run{n}.json")]
+
+        runs = [fleet.start(f"loadtest-{n}", *load(n, d)) for n, d in enumerate(drops)]
+
+        async def selling() -> bool:
+            return (await stack.call("GET", f"/v1/drops/{drops[0]['id']}")).body["sold"] >= 100
+
+        await until(selling, "the victim's drop to sell", within=60)
+        await _cut_off_then_kill(cluster, victim, key)
+        codes = [await asyncio.to_thread(r.proc.wait, 180) for r in runs]
+        reports = [json.loads((tmp_path / f"run{n}.json").read_text()) for n in range(6)]
+        assert all(w.alive() for w in workers) and all(g.alive() for g in gateways)
+        audit = await asyncio.to_thread(processes.run, "audit", "--wait", "60", env=fleet.env)
+    finally:
+        fleet.close()
+
+    promoted = cluster.node_of(key)
+    lost_shard = {n for n, d in enumerate(drops)
+                  if cluster.node_of(DropKeys.of(d["id"]).drop) is promoted}  # fmt: skip
+    for n, (code, report) in enumerate(zip(codes, reports, strict=True)):
+        assert code == 0 and report["ok"], (n, runs[n].output()[-3000:])
+        assert not any(label.startswith("500") or label == "timeout" for label in report["answers"])
+        assert report["latency_ms"]["max"] < 30_000, report["latency_ms"]
+        if n not in lost_shard:  # the resends got every buyer of a healthy shard an answer
+            assert all(label[:3] in ("200", "201", "409") for label in report["outcomes"]), n
+
+    def counted(status: str, part: str) -> int:
+        return sum(v for r in (reports[n] for n in lost_shard)
+                   for k, v in r[part].items() if k.startswith(status))  # fmt: skip
+
+    # Within the 0.3 s the primary lived on without its replica, orders were made that no
+    # replica acknowledged in 0.2 s: 504. Its new primary has no replica: new purchases 503.
+    assert counted("504", "answers") > 0 and counted("503", "answers") > 0
+    assert audit.returncode == 0 and "all invariants hold" in audit.stdout, audit.stdout
+    for n, r in enumerate(reports):
+        every, ending = ({k: v for k, v in r[part].items() if k[:3] in ("503", "504")}
+                         for part in ("answers", "outcomes"))  # fmt: skip
+        print(
+            f"\ndrop {n}{' (lost shard)' if n in lost_shard else ''}: sold "
+            f"{r['drop']['sold']}; 503/504 answers {every}, attempts ending so {ending}"
+        )

@@ -65,9 +65,14 @@ def tables(o: Outcome) -> RenderableType:
 
     ans = Table(title="answers")
     ans.add_column("answer")
-    ans.add_column("count", justify="right")
+    ans.add_column("every answer", justify="right")
+    ans.add_column("attempts ending so", justify="right")
     for label, n in sorted(s.answers.items(), key=lambda kv: -kv[1]):
-        ans.add_row(Text(label, style="" if expected(label) else "red"), f"{n:,}")
+        ans.add_row(
+            Text(label, style="" if expected(label) else "red"),
+            f"{n:,}",
+            f"{s.outcomes[label]:,}" if label in s.outcomes else "-",
+        )
 
     audit = Table(title="audit", show_header=False)
     audit.add_column()
@@ -107,6 +112,7 @@ def to_json(o: Outcome) -> dict[str, Any]:
         "purchases": s.purchases,
         "payments": s.payments,
         "answers": dict(s.answers),
+        "outcomes": dict(s.outcomes),
         "errors": s.errors,
         "error_rate": s.error_rate,
         "span_s": s.span_s,

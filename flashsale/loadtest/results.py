@@ -113,6 +113,9 @@ class Summary:
     bucket_s: float
     throughput: list[int]  # answers per bucket
     created: list[int]  # units sold (201) per bucket
+    # each attempt by the last answer its buyer saw: a 503 here is one the resends did not
+    # get past; `answers` counts every answer, resends included
+    outcomes: Counter[str] = field(default_factory=Counter)
     stock: list[tuple[float, int]] = field(default_factory=list)  # (t, remaining), polled
 
     @property
@@ -164,6 +167,10 @@ def summarize(records: Records, answers: list[Answer], stock: int | None) -> Sum
         if stock is not None and sellout is None and sold >= stock:
             sellout = a.done
     labels = Counter(a.label if a.kind != PAY else f"pay {a.label}" for a in answers)
+    last: dict[int, Answer] = {}
+    for a in purchases:
+        if a.attempt not in last or a.done >= last[a.attempt].done:
+            last[a.attempt] = a
     errors = sum(n for label, n in labels.items() if not expected(label))
     latency = [records.latency_us[i] for i in range(len(records)) if records.kind[i] != PAY]
     return Summary(
@@ -179,4 +186,5 @@ def summarize(records: Records, answers: list[Answer], stock: int | None) -> Sum
         bucket_s=size,
         throughput=throughput,
         created=created,
+        outcomes=Counter(a.label for a in last.values()),
     )

@@ -216,6 +216,9 @@ async def run(
             report = await services.audit(settings, drop["id"], sc.settle_wait)
             audit_lines, audit_ok = report.lines(), report.ok
         except Exception as e:  # any reason the audit could not run fails it
+            import traceback
+
+            traceback.print_exc()
             audit_lines = [f"could not run: {e!r} (--no-engine-audit away from the stores)"]
             audit_ok = False
     metrics = summary.metrics()
