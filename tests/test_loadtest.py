@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,14 @@ async def test_the_audit_catches_a_violation(make_stack: MakeStack) -> None:
     assert 1 in failed(o.drop | {"stock": o.drop["sold"] - 1}, orders)
     twice = [*answers, answers[next(i for i, a in enumerate(answers) if a.status == 201)]]
     assert 6 in failed(o.drop, orders, twice)  # a retry answered 201 a second time
+
+    # An attempt whose order was made but answered 504, then 503 to every resend (a failover
+    # in between): still unresolved, so its order is no phantom. Answered only 503, it is.
+    made = next(a for a in answers if a.status == 201)
+    others = [a for a in answers if a.attempt != made.attempt]
+    undecided, refused = (replace(made, status=s, body=None) for s in (504, 503))
+    assert failed(o.drop, orders, [*others, undecided, refused]) == set()
+    assert 4 in failed(o.drop, orders, [*others, refused])
 
     # And through the whole tool: an order slipped into the store, never decided.
     phantom = Order(

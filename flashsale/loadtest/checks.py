@@ -76,6 +76,10 @@ def check(
         if a.status in (LOST, TIMEOUT, 504):  # 504 `undecided` promised nothing either way
             unresolved.add(a.attempt)
             continue
+        if a.status == 503:
+            # This request made nothing, but it says nothing of what an earlier send of the
+            # attempt, lost or undecided, may have made: that one stays unresolved.
+            continue
         definite.add(a.attempt)
         order = a.order
         if order is None:
