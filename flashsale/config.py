@@ -65,6 +65,7 @@ class Settings:
     max_in_flight: int = 1024  # API requests one gateway process works on at once
     claim_idle_ms: int = 30_000
     replica_timeout_s: float = 5.0  # acks=replica: a purchase no replica has by then is 504
+    retention_s: float = 604_800.0  # a drop closed this long, all settled, is compacted
     http_idle_s: float = 75.0  # a keep-alive connection with nothing to do is closed after this
     http_read_s: float = 10.0  # a request must arrive whole within this of its first byte
 
@@ -128,6 +129,7 @@ def load(
         max_in_flight=max(1, int(number("FLASHSALE_MAX_IN_FLIGHT", 1024))),
         claim_idle_ms=int(number("FLASHSALE_CLAIM_IDLE_MS", 30_000)),
         replica_timeout_s=number("FLASHSALE_REPLICA_TIMEOUT_S", 5.0),
+        retention_s=number("FLASHSALE_RETENTION_S", 604_800.0),
         http_idle_s=number("FLASHSALE_HTTP_IDLE_S", 75.0),
         http_read_s=number("FLASHSALE_HTTP_READ_S", 10.0),
     )

@@ -20,6 +20,7 @@ from aiohttp import web
 from flashsale.config import ConfigError, Settings
 from flashsale.engine.audit import AuditReport
 from flashsale.engine.audit import audit as check_invariants
+from flashsale.engine.compaction import Compactor
 from flashsale.engine.engine import Engine
 from flashsale.engine.settlement import SettlementWorker, wait_settled
 from flashsale.engine.store import STORE_ERRORS, OrderStore, open_store
@@ -95,6 +96,7 @@ async def audit(settings: Settings, drop_id: str | None = None, wait: float = 10
 async def start_site(
     parts: Parts, settings: Settings, host: str, port: int, reuse_port: bool = False
 ) -> web.AppRunner:
+    parts.engine.purchaser.replays = parts.store.by_key  # a compacted drop's replays
     gw = Gateway(
         engine=parts.engine,
         store=parts.store,
@@ -134,7 +136,7 @@ def _workers(parts: Parts, settings: Settings, concurrency: int) -> list[Settlem
         SettlementWorker(
             parts.engine.redis,
             parts.store,
-            parts.engine.drops,
+            parts.engine.active,
             claim_idle_ms=settings.claim_idle_ms,
             replicas=parts.engine.replicas,
         )
@@ -148,8 +150,15 @@ async def work(settings: Settings, concurrency: int) -> None:
     async with connected(settings) as parts:
         workers = _workers(parts, settings, concurrency)
         log.info("settlement worker running: %s", ", ".join(w.consumer for w in workers))
-        await asyncio.gather(parts.engine.sweeper.run(stop), *(w.run(stop) for w in workers))
+        await asyncio.gather(*_housekeeping(parts, settings, stop), *(w.run(stop) for w in workers))
     log.info("settlement worker stopped")
+
+
+def _housekeeping(parts: Parts, settings: Settings, stop: asyncio.Event) -> list[Awaitable[None]]:
+    """What runs beside settlement: the sweeper, the drops-with-work feed, compaction."""
+    engine = parts.engine
+    compactor = Compactor(engine.redis, engine.scripts, engine.drops, settings.retention_s)
+    return [engine.sweeper.run(stop), engine.active.run(stop, engine.url), compactor.run(stop)]
 
 
 def _claim_orphan(server: RedisServer, settings: Settings) -> None:
@@ -186,7 +195,7 @@ async def up(settings: Settings, host: str, port: int, workers: int = 1) -> None
             worker_stop = asyncio.Event()
             (worker,) = _workers(parts, settings, 1)
             background = asyncio.gather(
-                parts.engine.sweeper.run(worker_stop), worker.run(worker_stop)
+                *_housekeeping(parts, settings, worker_stop), worker.run(worker_stop)
             )
             print(_banner(settings, host, port, workers), flush=True)
             await stop.wait()

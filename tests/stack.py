@@ -166,7 +166,7 @@ async def start_stack(
     tasks: list[asyncio.Task[None]] = []
     if worker:
         stack.worker = SettlementWorker(
-            parts.engine.redis, parts.store, parts.engine.drops, claim_idle_ms=claim_idle_ms,
+            parts.engine.redis, parts.store, parts.engine.active, claim_idle_ms=claim_idle_ms,
             replicas=parts.engine.replicas,
         )  # fmt: skip
         parts.engine.sweeper.interval = sweep_interval

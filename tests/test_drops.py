@@ -68,16 +68,33 @@ async def test_open_with_nothing_left_is_sold_out(stack: Stack) -> None:
     ] == "sold_out"
 
 
-async def test_rooms_list_their_drops_in_order(stack: Stack) -> None:
+async def test_rooms_list_their_drops_newest_first(stack: Stack) -> None:
     a = await stack.new_drop(room="farm-7", title="莲藕 lotus root")
     b = await stack.new_drop(room="farm-7")
     c = await stack.new_drop(room="crayfish")
-    room = (await stack.call("GET", "/v1/drops?room=farm-7")).body["drops"]
-    assert [d["id"] for d in room] == [a["id"], b["id"]]
-    assert room[0]["title"] == "莲藕 lotus root"
+    room = (await stack.call("GET", "/v1/drops?room=farm-7")).body
+    assert [d["id"] for d in room["drops"]] == [b["id"], a["id"]] and room["next"] is None
+    assert room["drops"][1]["title"] == "莲藕 lotus root"
     every = (await stack.call("GET", "/v1/drops")).body["drops"]
-    assert [d["id"] for d in every] == [a["id"], b["id"], c["id"]]
-    assert (await stack.call("GET", "/v1/drops?room=empty")).body == {"drops": []}
+    assert [d["id"] for d in every] == [c["id"], b["id"], a["id"]]
+    assert (await stack.call("GET", "/v1/drops?room=empty")).body == {"drops": [], "next": None}
+
+
+async def test_the_drop_list_pages_with_a_cursor(stack: Stack) -> None:
+    made = [(await stack.new_drop(room="paged"))["id"] for _ in range(7)]
+    seen: list[str] = []
+    after = ""
+    while True:
+        page = (await stack.call("GET", f"/v1/drops?room=paged&limit=3{after}")).body
+        seen += [d["id"] for d in page["drops"]]
+        if page["next"] is None:
+            break
+        await stack.new_drop(room="paged")  # made meanwhile: at the top, shifting nothing
+        after = f"&after={page['next']}"
+    assert seen == made[::-1]  # every drop once, newest first
+    for bad in ("limit=0", "limit=1001", "after=bm90LWEtY3Vyc29y", "after=%00"):
+        r = await stack.call("GET", f"/v1/drops?{bad}")
+        assert r.status == 400 and r.body["error"]["code"] == "invalid_request", (bad, r.body)
 
 
 async def test_drop_object_has_the_contract_fields(stack: Stack) -> None:

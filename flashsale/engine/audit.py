@@ -153,10 +153,19 @@ async def audit(
             report.findings.append(Finding(4, did, "no such drop in Redis"))
             continue
         keys = DropKeys.of(did)
-        decided = await _redis_orders(redis, did)
         stored = {o.id: o async for o in iter_orders(store, did)}
-        counts = {text(b): int(n) for b, n in (await redis.hgetall(keys.buyers)).items()}
-        idem = {text(k): text(v) for k, v in (await redis.hgetall(keys.idem)).items()}
+        if await redis.hexists(keys.drop, "compacted"):
+            # Only the record is left in Redis: the store's orders answer for the rest, and
+            # the drop's counts and limits are checked against them.
+            decided = stored
+            counts = dict(_units_by_buyer(stored))
+            idem = {f"{o.buyer}\n{o.idempotency_key}": o.id
+                    for o in sorted(stored.values(), key=lambda o: o.seq, reverse=True)
+                    if o.idempotency_key is not None}  # fmt: skip
+        else:
+            decided = await _redis_orders(redis, did)
+            counts = {text(b): int(n) for b, n in (await redis.hgetall(keys.buyers)).items()}
+            idem = {text(k): text(v) for k, v in (await redis.hgetall(keys.idem)).items()}
         report.drops += 1
         report.orders += len(stored)
         report.findings.extend(_check_drop(drop, decided, stored, counts, idem))

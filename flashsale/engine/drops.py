@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Protocol, cast
 
 from flashsale.engine.ids import is_drop_id, new_drop_id
 from flashsale.engine.keys import DROP_INDEX, GROUP, room_index
@@ -12,6 +13,15 @@ from flashsale.engine.redis import RedisClient, text
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.specs import DropSpec
 from flashsale.engine.status_feed import StatusFeed
+
+Mark = tuple[float, str]  # a drop's place in the index: (creation score, id)
+
+
+class DropIds(Protocol):
+    """Where loops get the drops to visit: every drop (Drops), or those with something to do
+    (active.ActiveDrops)."""
+
+    async def ids(self) -> list[str]: ...
 
 
 class Drops:
@@ -78,6 +88,32 @@ class Drops:
         key = room_index(room) if room is not None else DROP_INDEX
         return [text(m) for m in await self._redis.zrange(key, 0, -1)]
 
-    async def list(self, room: str | None = None) -> list[Drop]:
-        drops = await asyncio.gather(*(self.get(i) for i in await self.ids(room)))
-        return [d for d in drops if d is not None]
+    async def page(
+        self, room: str | None, after: Mark | None, limit: int
+    ) -> tuple[list[Drop], Mark | None]:
+        """Newest first: up to `limit` drops created before `after` (score, id), and the mark
+        to go on from (None at the end). A mark, not a rank: drops made meanwhile, at the
+        top, shift no page."""
+        key = room_index(room) if room is not None else DROP_INDEX
+        top: float | str = "+inf" if after is None else after[0]
+        found: list[Mark] = []
+        skip = 0
+        while len(found) <= limit:  # one more than asked: whether there is a next page
+            want = limit - len(found) + 1
+            rows = cast(
+                list[tuple[bytes, float]],
+                await self._redis.zrevrangebyscore(
+                    key, top, "-inf", start=skip, num=want + 16, withscores=True
+                ),
+            )
+            for member, score in rows:
+                mark = (float(score), text(member))
+                if after is None or mark < after:  # (score, id) descending, as Redis has it
+                    found.append(mark)
+            if len(rows) < want + 16:
+                break
+            skip += len(rows)
+        more = len(found) > limit
+        found = found[:limit]
+        drops = await asyncio.gather(*(self.get(i) for _, i in found))
+        return [d for d in drops if d is not None], found[-1] if more and found else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flashsale.engine.active import ActiveDrops
 from flashsale.engine.drops import Drops
 from flashsale.engine.live import LiveFeed
 from flashsale.engine.orders import Orders
@@ -23,13 +24,14 @@ class Engine:
         self.scripts = Scripts(redis)
         self.feed = StatusFeed(redis)
         self.drops = Drops(redis, self.scripts, self.feed)
+        self.active = ActiveDrops(redis, self.drops)  # what loops visit (active.py)
         self.replicas = ReplicaAcks(redis, replica_timeout_s) if acks == "replica" else None
         # Batches go on a connection of their own (pipe.py), but under acks=replica, which
         # WAITs on connections of its own per node.
         self.pipe = None if self.replicas else Pipe.for_url(url, connect_timeout=1.0, timeout=5.0)
         self.purchaser = Purchaser(redis, self.scripts, self.feed, self.replicas, self.pipe)
         self.orders = Orders(redis, self.scripts, self.feed)
-        self.sweeper = Sweeper(self.drops, self.scripts)
+        self.sweeper = Sweeper(self.active, self.scripts)
         self.live = LiveFeed(redis, url)
 
     @classmethod

@@ -13,10 +13,12 @@ LIVE_ORDER_STATUSES = frozenset({"confirmed", "reserved", "paid"})
 # What purchase.lua decides for one request: `created` (a new order, or this very request's
 # lost answer), `replay` (an earlier request's order under the same Idempotency-Key), or a
 # refusal; `unavailable` is a request id a recheck voided (no order, none to come);
-# `undecided`, an order that exists but that no replica has acknowledged (acks=replica).
+# `undecided`, an order that exists but that no replica has acknowledged (acks=replica);
+# `compacted`, a keyed request of a compacted drop, which the purchaser looks up in the
+# store (a replay, or `not_live`): it never reaches a buyer.
 Outcome = Literal[
     "created", "replay", "not_found", "not_live", "sold_out", "limit_reached",
-    "idempotency_conflict", "unavailable", "undecided",
+    "idempotency_conflict", "unavailable", "undecided", "compacted",
 ]  # fmt: skip
 
 

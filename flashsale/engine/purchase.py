@@ -29,7 +29,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,7 @@ from flashsale.engine.redis import RedisClient, node_name
 from flashsale.engine.replicas import ReplicaAcks, ReplicaTimeout
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.status_feed import REFUSING, StatusFeed
+from flashsale.engine.store import STORE_ERRORS
 from flashsale.metrics import metrics
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ REFUSED = {outcome: Decision(outcome) for outcome in REFUSING.values()}
 # (Unavailable; CancelledError when the process stops mid-batch).
 Done = Callable[[Decision | BaseException], None]
 Waiting = tuple[str, int, str, Done]  # buyer, quantity, key, whom to tell
+Replays = Callable[[str, str, str], Awaitable[Order | None]]  # drop, buyer, key -> order
 
 
 class Purchaser:
@@ -97,6 +99,9 @@ class Purchaser:
         self.feed = feed
         self.replicas = replicas  # acks=replica: decisions count once a replica has them
         self._pipe = pipe  # a connection of batches' own (pipe.py); else redis-py's
+        # a compacted drop's same-key replays, from the order store (compaction.py); the
+        # gateway sets it, a process without a store leaves them `not_live`
+        self.replays: Replays | None = None
         self._heads: dict[str, bytes] = {}  # drop id -> its batches' RESP command head
         self.max_batch = MAX_BATCH
         self.undecided_after = UNDECIDED_AFTER_S
@@ -191,6 +196,8 @@ class Purchaser:
         requests = [(oid, b, q, k) for oid, (b, q, k, _) in zip(ids, queue, strict=True)]
         try:
             decisions = await self.decide(drop_id, requests, lambda: self._landed(drop_id))
+            if self.replays is not None and any(d.outcome == "compacted" for d in decisions):
+                decisions = await self._from_store(drop_id, queue, decisions)
         except Undecided as e:
             _tell(queue, [e] * len(queue))
             return
@@ -208,6 +215,22 @@ class Purchaser:
         # message this process missed (the feed asks Redis once).
         if self.feed is not None and decisions[-1].outcome in REFUSED:
             self.feed.refused(drop_id)
+
+    async def _from_store(
+        self, drop_id: str, queue: list[Waiting], decisions: list[Decision]
+    ) -> list[Decision]:
+        """Keyed requests of a compacted drop: a replay if the store has the key's order."""
+        assert self.replays is not None
+        out = []
+        for (buyer, _, key, _), d in zip(queue, decisions, strict=True):
+            if d.outcome == "compacted":
+                try:
+                    order = await self.replays(drop_id, buyer, key)
+                except STORE_ERRORS as e:
+                    raise Unavailable(f"the order store is unreachable: {e!r}") from e
+                d = Decision("replay", order) if order is not None else REFUSED["not_live"]
+            out.append(d)
+        return out
 
     async def decide(
         self, drop_id: str, requests: list[Request], landed: Callable[[], None] = lambda: None

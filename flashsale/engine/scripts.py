@@ -26,6 +26,8 @@ class Scripts:
         self.drop = load("drop")
         self.pay = load("pay")
         self.sweep = load("sweep")
+        self.compact = load("compact")
+        self.restore = load("restore")
 
     @staticmethod
     async def call(script: Any, drop_id: str, *args: Any, client: RedisClient | None = None) -> Any:

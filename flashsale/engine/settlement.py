@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ResponseError
 
-from flashsale.engine.drops import Drops
+from flashsale.engine.drops import DropIds
 from flashsale.engine.errors import REDIS_ERRORS
 from flashsale.engine.keys import GROUP, DropKeys, probe_key
 from flashsale.engine.models import orders_of
@@ -47,21 +48,28 @@ def consumer_name() -> str:
 
 
 async def _group(redis: RedisClient, stream: str) -> dict[str, Any] | None:
-    """The settlement group's XINFO GROUPS entry on `stream` (None if there is none)."""
-    for group in await redis.xinfo_groups(stream):
+    """The settlement group's XINFO GROUPS entry on `stream` (None if there is none, or no
+    stream: a compacted drop's)."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError as e:
+        if "no such key" in str(e).lower():
+            return None
+        raise
+    for group in groups:
         if group["name"] in (GROUP, GROUP.encode()):
             return cast(dict[str, Any], group)
     return None
 
 
-async def backlog(redis: RedisClient, drops: Drops, drop_id: str | None = None) -> int:
+async def backlog(redis: RedisClient, drops: DropIds, drop_id: str | None = None) -> int:
     """Entries not yet settled, pending plus never delivered: across all drops, or of one
     (whose audit should not wait for drops still selling)."""
     return sum((await backlog_by_node(redis, drops, drop_id)).values())
 
 
 async def backlog_by_node(
-    redis: RedisClient, drops: Drops, drop_id: str | None = None
+    redis: RedisClient, drops: DropIds, drop_id: str | None = None
 ) -> dict[str, int]:
     """The same per Redis node ("" for a single Redis): under acks=replica a node whose
     replica lags holds back its own drops only, and this shows which."""
@@ -109,7 +117,7 @@ async def _oldest_unsettled(redis: RedisClient, stream: str) -> int | None:
     return min(oldest, default=None)
 
 
-async def oldest_unsettled_ms(redis: RedisClient, drops: Drops) -> int | None:
+async def oldest_unsettled_ms(redis: RedisClient, drops: DropIds) -> int | None:
     """Settlement lag: how long ago (Redis's clock) the oldest unsettled order event was
     appended, over every drop stream; None when everything is settled.
 
@@ -127,7 +135,7 @@ async def oldest_unsettled_ms(redis: RedisClient, drops: Drops) -> int | None:
 
 
 async def wait_settled(
-    redis: RedisClient, drops: Drops, within: float, drop_id: str | None = None
+    redis: RedisClient, drops: DropIds, within: float, drop_id: str | None = None
 ) -> int:
     """Waits up to `within` seconds for other workers to catch up (on every drop, or on
     one); returns the backlog left."""
@@ -140,6 +148,11 @@ async def wait_settled(
     return 0
 
 
+def _vanished(reply: object) -> bool:
+    """A read of a stream compacted away meanwhile: nothing to read, not a failure."""
+    return isinstance(reply, ResponseError) and "NOGROUP" in str(reply)
+
+
 Work = list[tuple[str, Entries]]  # (stream, its entries), streams with no entries left out
 
 
@@ -147,7 +160,7 @@ Work = list[tuple[str, Entries]]  # (stream, its entries), streams with no entri
 class SettlementWorker:
     redis: RedisClient
     store: OrderStore
-    drops: Drops
+    drops: DropIds
     consumer: str = field(default_factory=consumer_name)
     batch: int = 200  # entries per stream per read (a batch of purchases is one entry)
     claim_idle_ms: int = 30_000
@@ -171,10 +184,27 @@ class SettlementWorker:
             )
             return cast(Entries, claimed[1])
 
+        streams = await self._existing(streams)  # a rare pass: asking first costs little
         claimed = await asyncio.gather(*(one(s) for s in streams))
         return [(s, entries) for s, entries in zip(streams, claimed, strict=True) if entries]
 
+    async def _streams(self) -> list[str]:
+        return [DropKeys.of(d).events for d in await self.drops.ids()]
+
+    async def _existing(self, streams: list[str]) -> list[str]:
+        """Those still there: a drop compacted a moment ago has no stream (nor group)."""
+        there = await asyncio.gather(*(self.redis.exists(s) for s in streams))
+        return [s for s, n in zip(streams, there, strict=True) if n]
+
     async def _read(self, streams: list[str], block_ms: int | None, at: str = ">") -> Work:
+        try:
+            return await self._read_all(streams, block_ms, at)
+        except ResponseError as e:
+            if not _vanished(e) and "no longer exists" not in str(e):
+                raise
+        return await self._read_all(await self._existing(streams), block_ms, at)
+
+    async def _read_all(self, streams: list[str], block_ms: int | None, at: str) -> Work:
         """New entries (`at` ">"), or this consumer's own pending ones (`at` "0", delivered
         to it and never acknowledged): one XREADGROUP for all streams on a single Redis,
         else one each."""
@@ -186,6 +216,7 @@ class SettlementWorker:
             replies = await asyncio.gather(
                 *(self._xreadgroup([s], None, at) for s in streams), return_exceptions=True
             )
+            replies = [[] if _vanished(r) else r for r in replies]
             failed = [r for r in replies if isinstance(r, BaseException)]
             if failed and len(failed) == len(replies):
                 raise failed[0]
@@ -212,7 +243,7 @@ class SettlementWorker:
         its own failed batch) instead of reading new ones. With `block_ms`, on a single
         Redis, it waits that long for new entries when there are none yet.
         """
-        streams = [DropKeys.of(d).events for d in await self.drops.ids()]
+        streams = await self._streams()
         # Which node each stream is read from, as the client's slot map has it before the
         # read: acks=replica must ask that node, not whoever owns the slot by the time the
         # entries are in hand (a replica promoted meanwhile never had the unreplicated ones).

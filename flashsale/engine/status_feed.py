@@ -91,11 +91,12 @@ class StatusFeed:
     async def _read(self, drop_id: str, generation: int) -> None:
         keys = DropKeys.of(drop_id)
         try:
-            status = text(await self._redis.hget(keys.drop, "status"))
+            raw, compacted = await self._redis.hmget(keys.drop, "status", "compacted")
+            status = text(raw)
             if status not in REFUSING:
                 return
-            used: frozenset[str] | None = None
-            if await self._redis.hlen(keys.idem) <= self.max_keys:
+            used: frozenset[str] | None = None  # a compacted drop's keys are in the store
+            if not compacted and await self._redis.hlen(keys.idem) <= self.max_keys:
                 used = frozenset(
                     [text(f) async for f, _ in self._redis.hscan_iter(keys.idem, count=10_000)]
                 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from flashsale.engine.drops import Drops
+from flashsale.engine.drops import DropIds
 from flashsale.engine.errors import REDIS_ERRORS
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.stopping import pause
@@ -20,13 +20,14 @@ BATCH = 500
 
 
 class Sweeper:
-    def __init__(self, drops: Drops, scripts: Scripts, interval: float = 0.2) -> None:
+    def __init__(self, drops: DropIds, scripts: Scripts, interval: float = 0.2) -> None:
         self._drops = drops
         self._scripts = scripts
         self.interval = interval
 
     async def sweep_once(self) -> int:
-        """Sweeps every drop; returns how many holds it released."""
+        """Sweeps every drop it is given (those with work, in a process following them);
+        returns how many holds it released."""
         released = 0
         for drop_id in await self._drops.ids():
             while True:

@@ -26,12 +26,13 @@ def build_app(gw: Gateway) -> web.Application:
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    """While the app runs: the drop status feed (sold-out fast path) and the sharing of
-    rate-limit counts with the other gateways."""
+    """While the app runs: the drop status feed (sold-out fast path), the drops with work
+    (for /metrics), and the sharing of rate-limit counts with the other gateways."""
     gw = app[GATEWAY]
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(gw.engine.feed.run(stop, gw.engine.url)),
+        asyncio.create_task(gw.engine.active.run(stop, gw.engine.url)),
         asyncio.create_task(gw.limiter.run(gw.engine.redis, stop)),
     ]
     yield

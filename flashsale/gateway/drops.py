@@ -11,6 +11,9 @@ import re
 import msgspec
 from aiohttp import web
 
+from flashsale.engine.compaction import reopen
+from flashsale.engine.drops import Mark
+from flashsale.engine.ids import is_drop_id
 from flashsale.engine.models import Drop, Order, rfc3339
 from flashsale.engine.specs import DropSpec, RestockSpec, Text64
 from flashsale.engine.store.base import iter_orders
@@ -23,6 +26,9 @@ PAGE_MAX = 10_000
 # A cursor is "s<seq>". At most 18 digits: the stores hold seq as a signed 64-bit integer,
 # and a forged cursor with a larger one made SQLite raise OverflowError (a 500, not a 400).
 CURSOR = re.compile(r"s[0-9]{1,18}")
+DROPS_PAGE_MAX = 1_000
+# A drop cursor is "t<its index score>:<its id>" (engine/drops.py `Mark`).
+DROP_CURSOR = re.compile(r"t([0-9]{1,12}(?:\.[0-9]{1,9})?):([a-z0-9]{1,32})")
 CSV_COLUMNS = (
     "id",
     "buyer",
@@ -60,7 +66,26 @@ async def list_drops(request: web.Request) -> web.Response:
             msgspec.convert(room, Text64)  # the rule a drop's room was made by
         except msgspec.ValidationError:
             raise invalid("room must be 1 to 64 characters, no control characters") from None
-    return json_response({"drops": await gateway(request).engine.drops.list(room)})
+    limit = query_int(request, "limit", 100, 1, DROPS_PAGE_MAX)
+    after = _drop_mark(request.query.get("after"))
+    drops, more = await gateway(request).engine.drops.page(room, after, limit)
+    return json_response({"drops": drops, "next": _drop_cursor(more) if more else None})
+
+
+def _drop_cursor(mark: Mark) -> str:
+    return base64.urlsafe_b64encode(f"t{mark[0]!r}:{mark[1]}".encode()).decode().rstrip("=")
+
+
+def _drop_mark(cursor: str | None) -> Mark | None:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if (m := DROP_CURSOR.fullmatch(raw)) and is_drop_id(m[2]):
+            return float(m[1]), m[2]
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise invalid("after is not a cursor this API gave out")
 
 
 async def view(gw: Gateway, drop_id: str) -> Answer:
@@ -77,7 +102,9 @@ async def get(request: web.Request) -> web.Response:
 async def open_drop(request: web.Request) -> web.Response:
     gw = gateway(request)
     gw.auth.host(request)
-    return json_response(found(await gw.engine.drops.open(request.match_info["id"])))
+    engine = gw.engine
+    drop = await reopen(engine.drops, engine.scripts, gw.store, request.match_info["id"])
+    return json_response(found(drop))
 
 
 @routes.post("/v1/drops/{id}/close")

@@ -54,7 +54,7 @@ def counted() -> bytes:
 
 async def from_redis(engine: Engine) -> list[Metric]:
     redis = engine.redis
-    ids = await engine.drops.ids()
+    ids = await engine.active.ids()  # a season's past drops cost nothing here
     fields = await asyncio.gather(
         *(redis.hmget(DropKeys.of(i).drop, "status", "remaining", "sold") for i in ids)
     )
@@ -69,8 +69,8 @@ async def from_redis(engine: Engine) -> list[Metric]:
             remaining.add_metric([drop_id], int(left or 0))
             sold.add_metric([drop_id], int(gone or 0))
     by_node, lag_ms, read = await asyncio.gather(
-        backlog_by_node(redis, engine.drops),
-        oldest_unsettled_ms(redis, engine.drops),
+        backlog_by_node(redis, engine.active),
+        oldest_unsettled_ms(redis, engine.active),
         _settled(engine, ids),
     )
     nodes = GaugeMetricFamily(

@@ -35,6 +35,7 @@ REFUSALS: dict[Outcome, tuple[int, str]] = {
 }
 # Most answers of a burst are refusals: made once, not per request.
 _REFUSED = {outcome: refusal(status, outcome, text) for outcome, (status, text) in REFUSALS.items()}
+_REFUSED["compacted"] = _REFUSED["not_live"]  # the store had no order under the key
 _VOIDED = answer_error(unavailable("no purchase was made; retry with the same key"))
 _NOT_REPLICATED = refusal(504, "undecided", UNDECIDED, {"Retry-After": "1"})
 

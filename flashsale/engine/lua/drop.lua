@@ -11,7 +11,9 @@ if op == 'create' then
   redis.call('HSET', K_DROP, unpack(fields))
   redis.call('HSET', K_DROP, 'created_at', now, 'seq', 0, 'sold', 0)
   redis.call('XGROUP', 'CREATE', K_EVENTS, ARGV[2], '0', 'MKSTREAM')
-  promote(now)  -- an opens_at already past: live from the start
+  -- an opens_at already past: live from the start; else told as pending, so that every
+  -- process following the channel counts the new drop among those with work (active.py)
+  if promote(now) == 'pending' then publish_status('pending') end
   return redis.call('HGETALL', K_DROP)
 end
 
@@ -19,12 +21,19 @@ if redis.call('EXISTS', K_DROP) == 0 then return {} end
 local status = promote(now)
 
 if op == 'open' then
+  -- compacted (compact.lua): its orders must be restored from the store first (restore.lua)
+  if redis.call('HEXISTS', K_DROP, 'compacted') == 1 then
+    return redis.error_reply('compacted')
+  end
   if status == 'pending' or status == 'closed' then
     local remaining = tonumber(redis.call('HGET', K_DROP, 'remaining'))
     set_status(remaining > 0 and 'live' or 'sold_out')
   end
 elseif op == 'close' then
-  if status ~= 'closed' then set_status('closed') end
+  if status ~= 'closed' then
+    set_status('closed')
+    redis.call('HSET', K_DROP, 'closed_at', now)  -- retention counts from here
+  end
 elseif op == 'restock' then
   local q = tonumber(ARGV[2])
   redis.call('HINCRBY', K_DROP, 'stock', q)

@@ -20,9 +20,16 @@ local n = #batch
 local out = {}
 
 local f = redis.call('HMGET', K_DROP, 'status', 'opens_at', 'remaining', 'sold', 'seq',
-  'per_buyer_limit', 'price', 'currency', 'payment_window_s')
+  'per_buyer_limit', 'price', 'currency', 'payment_window_s', 'compacted')
 if not f[1] then  -- no such drop
   for i = 1, n do out[2 * i - 1] = 'not_found'; out[2 * i] = '' end
+  return out
+end
+if f[10] then  -- compacted (closed): a keyed request may be a replay, found in the store
+  for i = 1, n do
+    out[2 * i - 1] = batch[i][4] ~= '' and 'compacted' or (recheck and 'unavailable' or 'not_live')
+    out[2 * i] = ''
+  end
   return out
 end
 

@@ -33,6 +33,8 @@ SCHEMA = [
         ended_at BIGINT
     )""",
     "CREATE INDEX IF NOT EXISTS orders_drop_seq ON orders (drop_id, seq)",
+    # same-key replays of a compacted drop are answered from here (compaction.py)
+    "CREATE INDEX IF NOT EXISTS orders_drop_key ON orders (drop_id, buyer, idempotency_key)",
 ]
 
 
@@ -110,6 +112,9 @@ class OrderStore(Protocol):
 
     async def page(self, drop_id: str, after_seq: int, limit: int) -> list[Order]:
         """A drop's orders with seq > after_seq, oldest first."""
+
+    async def by_key(self, drop_id: str, buyer: str, key: str) -> Order | None:
+        """The order a buyer made under an Idempotency-Key, if any."""
 
     async def drop_ids(self) -> list[str]:
         """Every drop that has orders in the store."""

@@ -89,6 +89,11 @@ class PostgresStore:
         query = f"{SELECT} WHERE drop_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
         return [from_row(tuple(r)) for r in await self.pool.fetch(query, drop_id, after_seq, limit)]
 
+    async def by_key(self, drop_id: str, buyer: str, key: str) -> Order | None:
+        query = f"{SELECT} WHERE drop_id = $1 AND buyer = $2 AND idempotency_key = $3"
+        found = await self.pool.fetchrow(query, drop_id, buyer, key)
+        return from_row(tuple(found)) if found else None
+
     async def drop_ids(self) -> list[str]:
         return [r[0] for r in await self.pool.fetch("SELECT DISTINCT drop_id FROM orders")]
 

@@ -78,6 +78,12 @@ class SQLiteStore:
         async with self.db.execute(query, (drop_id, after_seq, limit)) as cur:
             return [from_row(r) for r in await cur.fetchall()]
 
+    async def by_key(self, drop_id: str, buyer: str, key: str) -> Order | None:
+        query = f"{SELECT} WHERE drop_id = ? AND buyer = ? AND idempotency_key = ?"
+        async with self.db.execute(query, (drop_id, buyer, key)) as cur:
+            found = await cur.fetchone()
+        return from_row(found) if found else None
+
     async def drop_ids(self) -> list[str]:
         async with self.db.execute("SELECT DISTINCT drop_id FROM orders") as cur:
             return [r[0] for r in await cur.fetchall()]

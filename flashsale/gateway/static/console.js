@@ -387,16 +387,27 @@ function summary(d) {
   ].filter(Boolean).join(" · ");
 }
 
-async function loadList() {
+// The list is newest first, a page at a time; "Older drops" follows the API's cursor.
+let listNext = null;
+
+async function loadList(more = false) {
   const room = $("room-filter").value.trim();
-  const path = room ? `/v1/drops?room=${encodeURIComponent(room)}` : "/v1/drops";
+  const query = new URLSearchParams();
+  if (room) query.set("room", room);
+  if (more && listNext) query.set("after", listNext);
+  const path = query.size ? `/v1/drops?${query}` : "/v1/drops";
   let drops;
   try {
-    drops = (await api("GET", path, { words: HOST_WORDS })).body.drops;
+    const body = (await api("GET", path, { words: HOST_WORDS })).body;
+    drops = body.drops;
+    listNext = body.next;
   } catch (problem) {
     return sayProblem($("list-msg"), problem);
   }
-  say($("list-msg"), drops.length ? "" : room ? `No drops in room ${room} yet.` : "No drops yet.");
+  $("more-drops").hidden = !listNext;
+  if (!more) {
+    say($("list-msg"), drops.length ? "" : room ? `No drops in room ${room} yet.` : "No drops yet.");
+  }
   const items = drops.map((d) => {
     const li = document.createElement("li");
     const b = document.createElement("button");
@@ -418,8 +429,11 @@ async function loadList() {
     li.append(b);
     return li;
   });
-  $("drops").replaceChildren(...items);
+  if (more) $("drops").append(...items);
+  else $("drops").replaceChildren(...items);
 }
+
+$("more-drops").addEventListener("click", () => loadList(true));
 
 $("list-form").addEventListener("submit", (event) => {
   event.preventDefault();
