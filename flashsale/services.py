@@ -132,7 +132,7 @@ async def serve(settings: Settings, host: str, port: int, reuse_port: bool = Fal
 
 
 def _workers(parts: Parts, settings: Settings, concurrency: int) -> list[SettlementWorker]:
-    return [
+    workers = [
         SettlementWorker(
             parts.engine.redis,
             parts.store,
@@ -142,6 +142,8 @@ def _workers(parts: Parts, settings: Settings, concurrency: int) -> list[Settlem
         )
         for _ in range(concurrency)
     ]
+    parts.engine.active.on_leave = workers[0].trim  # a drop at rest keeps no settled entries
+    return workers
 
 
 async def work(settings: Settings, concurrency: int) -> None:

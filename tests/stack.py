@@ -169,6 +169,7 @@ async def start_stack(
             parts.engine.redis, parts.store, parts.engine.active, claim_idle_ms=claim_idle_ms,
             replicas=parts.engine.replicas,
         )  # fmt: skip
+        parts.engine.active.on_leave = stack.worker.trim
         parts.engine.sweeper.interval = sweep_interval
         tasks.append(asyncio.create_task(stack.worker.run(stack.stop)))
         tasks.append(asyncio.create_task(parts.engine.sweeper.run(stack.stop)))

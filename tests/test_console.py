@@ -236,6 +236,15 @@ async def test_a_host_runs_a_drop_to_sellout_from_the_console(
     await console.reload()  # still signed in (this tab), on the same drop
     await expect(console.locator("#drop-title")).to_have_text(TITLE)
     await expect(console.locator("#drop-status")).to_have_text("Closed")
+    # A season of drops: the list shows the newest 100 and follows the cursor for more.
+    for _ in range(101):
+        await stack.new_drop(room="season", open_it=False)
+    await console.fill("#room-filter", "season")
+    await console.click("#list")
+    await expect(console.locator("#drops li")).to_have_count(100)
+    await console.click("#more-drops")
+    await expect(console.locator("#drops li")).to_have_count(101)
+    await expect(console.locator("#more-drops")).to_be_hidden()
     await console.click("#signout")
     await expect(console.locator("#signin-panel")).to_be_visible()
     assert await console.evaluate("sessionStorage.getItem('flashsale.hostKey')") is None

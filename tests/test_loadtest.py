@@ -255,7 +255,8 @@ async def test_bench_prints_both_rates_and_their_ratio(tmp_path: Path) -> None:
         sys.executable, "-m", "flashsale", "bench", "--generator", "own", "--duration", "1",
         "--processes", "1",
         "--no-seed", "--connections", "8", "--rates", "500", "--scale-buyers", "500,2000",
-        "--settle-orders", "5000", cwd=tmp_path, env=os.environ | {"COLUMNS": "200"},
+        "--settle-orders", "5000", "--past-drops", "0,30", "--idle-s", "1", "--quiet-s", "1",
+        "--night", "4000", "--soak", "0", cwd=tmp_path, env=os.environ | {"COLUMNS": "200"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(proc.communicate(), 120)
@@ -277,3 +278,10 @@ async def test_bench_prints_both_rates_and_their_ratio(tmp_path: Path) -> None:
         int(n.replace(",", "")) > 0 for _, n in grown
     ), text
     assert re.search(r"sqlite\s+[0-9,]+ orders/s \(5,000 in", text), text
+    # (f) the season: both sizes read, and compaction leaves a few hundred bytes per drop
+    assert re.search(r"\s0 past drops: idle worker\s+[0-9.]+% of a core", text), text
+    assert re.search(r"\s30 past drops: idle worker\s+[0-9.]+% of a core", text), text
+    per_order = re.search(r"the keys alone ([0-9,]+)\)", text)
+    per_drop = re.search(r"\(100 compacted\).*the keys alone ([0-9,]+) bytes per drop", text)
+    assert per_order and per_drop, text
+    assert int(per_drop[1].replace(",", "")) < 1_000 < 40 * int(per_order[1].replace(",", ""))

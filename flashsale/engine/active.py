@@ -2,7 +2,7 @@
 drop: settlement reads, the sweeper, stream trimming and `/metrics` visit only these.
 
 A drop has something to do while it is pending or live, or holds unsettled events or unpaid
-holds (and, here, settled entries not yet trimmed, so that the trim gets to them). Every
+holds; its settled entries are trimmed as it leaves (`on_leave`). Every
 script that gives a drop work publishes about it (lib.lua: a status change on
 STATUS_CHANNEL, new counts on LIVE_CHANNEL + id, a new drop as `pending`), so a process
 that follows both channels adds a drop within milliseconds of its work, and no global key
@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from flashsale.engine.drops import Drops
 from flashsale.engine.errors import REDIS_ERRORS
-from flashsale.engine.keys import LIVE_CHANNEL, STATUS_CHANNEL, DropKeys
+from flashsale.engine.keys import GROUP, LIVE_CHANNEL, STATUS_CHANNEL, DropKeys
 from flashsale.engine.redis import RedisClient, subscriber, text
 from flashsale.engine.stopping import pause
 
@@ -37,17 +38,40 @@ CHUNK = 500  # drops checked at once in a pass
 BUSY = ("pending", "live")
 
 
-async def has_work(redis: RedisClient, drop_id: str) -> bool:
-    """Whether a drop is pending or live, or holds unpaid holds or stream entries: unsettled
-    ones, or settled ones the next trim removes (so a drop leaves only once trimmed)."""
-    keys = DropKeys.of(drop_id)
-    status, compacted = await redis.hmget(keys.drop, "status", "compacted")
-    if status is None or compacted:
+async def with_work(redis: RedisClient, ids: list[str]) -> set[str]:
+    """Those of `ids` that are pending or live, or hold unpaid holds or unsettled events:
+    four reads a drop, pipelined a chunk at a time (one round trip per node)."""
+    busy: set[str] = set()
+    for i in range(0, len(ids), CHUNK):
+        chunk = ids[i : i + CHUNK]
+        pipe = redis.pipeline(transaction=False)
+        for drop_id in chunk:
+            keys = DropKeys.of(drop_id)
+            pipe.hmget(keys.drop, "status", "compacted")
+            pipe.zcard(keys.holds)
+            pipe.xlen(keys.events)
+            pipe.xinfo_groups(keys.events)
+        replies = await pipe.execute(raise_on_error=False)
+        for n, drop_id in enumerate(chunk):
+            fields, holds, entries, groups = replies[4 * n : 4 * n + 4]
+            if isinstance(fields, Exception):
+                raise fields
+            status, compacted = fields
+            if status is None or compacted:
+                continue
+            if text(status) in BUSY or holds or (entries and _unsettled(groups)):
+                busy.add(drop_id)
+    return busy
+
+
+def _unsettled(groups: Any) -> bool:
+    if isinstance(groups, Exception):  # no stream: nothing to settle
         return False
-    if text(status) in BUSY:
-        return True
-    holds, entries = await asyncio.gather(redis.zcard(keys.holds), redis.xlen(keys.events))
-    return bool(holds or entries)
+    for g in groups:
+        if text(g["name"]) == GROUP:
+            lag = g.get("lag")
+            return int(g.get("pending") or 0) > 0 or lag is None or int(lag) > 0
+    return False
 
 
 class ActiveDrops:
@@ -67,6 +91,8 @@ class ActiveDrops:
         self._heard: dict[str, int] = {}  # drop -> messages heard of it (see prune)
         self.following = asyncio.Event()  # subscribed, and a full pass done since
         self.passes = 0  # full passes run (for the tests and the bench)
+        # run on drops about to leave: the settlement worker trims their settled entries
+        self.on_leave: Callable[[list[str]], Awaitable[object]] | None = None
 
     def heard(self, drop_id: str) -> None:
         """A drop has work now (a message about it, or this process's own change)."""
@@ -80,12 +106,7 @@ class ActiveDrops:
         return list(self._members)
 
     async def _with_work(self, ids: list[str]) -> set[str]:
-        busy: set[str] = set()
-        for i in range(0, len(ids), CHUNK):
-            chunk = ids[i : i + CHUNK]
-            flags = await asyncio.gather(*(has_work(self._redis, d) for d in chunk))
-            busy.update(d for d, yes in zip(chunk, flags, strict=True) if yes)
-        return busy
+        return await with_work(self._redis, ids)
 
     async def reconcile(self) -> None:
         """The full pass: every drop read, the set made exactly the drops with work (plus any
@@ -100,12 +121,16 @@ class ActiveDrops:
         self.passes += 1
 
     async def prune(self) -> None:
-        """Drops the members with nothing left to do, unless heard of during the check."""
+        """Drops the members with nothing left to do, unless heard of during the check; the
+        `on_leave` hook (the worker's final trim of their streams) runs on them first."""
         members = list(self._members)
         before = {d: self._heard.get(d, 0) for d in members}
         busy = await self._with_work(members)
-        for d in members:
-            if d not in busy and self._heard.get(d, 0) == before[d]:
+        leaving = [d for d in members if d not in busy]
+        if leaving and self.on_leave is not None:
+            await self.on_leave(leaving)
+        for d in leaving:
+            if self._heard.get(d, 0) == before[d]:
                 self._members.pop(d, None)
                 self._heard.pop(d, None)
 
@@ -151,4 +176,4 @@ class ActiveDrops:
             self.heard(channel[len(LIVE_CHANNEL) :])
 
 
-__all__ = ["ActiveDrops", "has_work"]
+__all__ = ["ActiveDrops", "with_work"]

@@ -307,9 +307,10 @@ class SettlementWorker:
         verdicts = await asyncio.gather(*(safe(node, probe) for node, (probe, _) in nodes))
         return {s for (_, (_, mine)), ok in zip(nodes, verdicts, strict=True) if ok for s in mine}
 
-    async def trim(self) -> int:
-        """Removes from each drop stream the entries every worker has acknowledged (they are
-        in the store), so a long night's orders do not pile up in Redis; returns how many.
+    async def trim(self, drop_ids: list[str] | None = None) -> int:
+        """Removes from each drop stream (of `drop_ids`, else of every drop it visits) the
+        entries every worker has acknowledged (they are in the store), so a long night's
+        orders do not pile up in Redis; returns how many.
 
         Kept: everything pending (a worker holds it, or a dead one did: XAUTOCLAIM needs it)
         and everything not yet delivered. So the cut is at the older of the oldest pending
@@ -317,7 +318,7 @@ class SettlementWorker:
         forward past that point, so a cut computed a moment ago is still safe.
         """
         removed = 0
-        for drop_id in await self.drops.ids():
+        for drop_id in await self.drops.ids() if drop_ids is None else drop_ids:
             stream = DropKeys.of(drop_id).events
             group = await _group(self.redis, stream)
             if group is None:
@@ -348,12 +349,15 @@ class SettlementWorker:
             try:
                 idle: int | None = None
                 if loop.time() >= next_claim:
-                    next_claim = loop.time() + claim_every
                     idle = self.claim_idle_ms
                 done = await self.step(idle, block_ms)
+                # Each due time counts from the end of its pass: a pass over many drops that
+                # takes longer than its period must not leave reads no turn.
+                if idle is not None:
+                    next_claim = loop.time() + claim_every
                 if loop.time() >= next_trim:
-                    next_trim = loop.time() + self.trim_every
                     await self.trim()
+                    next_trim = loop.time() + self.trim_every
             except (*REDIS_ERRORS, OSError) as exc:
                 log.warning("settlement step failed, will retry: %s", exc)
                 done, self.retry_own = 0, True

@@ -38,7 +38,7 @@ from flashsale.engine.ids import new_order_ids
 from flashsale.engine.keys import DropKeys
 from flashsale.engine.settlement import wait_settled
 from flashsale.gateway.auth import Auth
-from flashsale.loadtest import cpu, fleet, settle_bench
+from flashsale.loadtest import cpu, fleet, season_bench, settle_bench
 from flashsale.loadtest.firing import Job, Shot, Workload
 from flashsale.loadtest.http import request_bytes
 from flashsale.loadtest.results import Latency
@@ -385,6 +385,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-settle", action="store_true", help="skip the settlement measurement")
     p.add_argument("--settle-orders", type=int, default=200_000, help="orders settled, timed")
+    p.add_argument("--no-season", action="store_true", help="skip (f), the long season")
+    season_bench.add_arguments(p)
 
 
 @dataclass
@@ -606,6 +608,11 @@ def main(args: argparse.Namespace) -> int:
             measured = settle_bench.measure(args.settle_orders, postgres=args.postgres)
             for figures in asyncio.run(measured):
                 console.print(f"  {figures.line()}")
+        if not args.no_season:
+            console.print(
+                "(f) a long season: an idle worker among past drops, a night's memory, a soak"
+            )
+            season_bench.run_all(args, lambda line: console.print(f"  {line}"))
         if args.no_seed:
             return 0
         console.print("seed scenario: 38,000 units, 380,000 attempts, limit 2, burst")

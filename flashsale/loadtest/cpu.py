@@ -1,6 +1,6 @@
-"""CPU time of whole process trees, read from /proc: what a server spent per request is its
-CPU time over a measurement divided by the requests it answered, whatever else ran beside
-it on the machine (which a rate alone cannot tell apart)."""
+"""What whole process trees spend, read from /proc: CPU time (what a server spent per
+request is its CPU time over a measurement divided by the requests it answered, whatever
+else ran beside it on the machine, which a rate alone cannot tell apart) and memory."""
 
 from __future__ import annotations
 
@@ -40,3 +40,16 @@ def seconds(pids: list[int]) -> float:
         if fields is not None:
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / _TICK
+
+
+def rss_bytes(pids: list[int]) -> int:
+    """Resident memory of the processes now, in bytes."""
+    total = 0
+    for pid in pids:
+        fields = _stat(pid)
+        if fields is not None:
+            total += int(fields[21]) * _PAGE  # rss, in pages
+    return total
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
