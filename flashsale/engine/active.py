@@ -91,6 +91,7 @@ class ActiveDrops:
         self._heard: dict[str, int] = {}  # drop -> messages heard of it (see prune)
         self.following = asyncio.Event()  # subscribed, and a full pass done since
         self.passes = 0  # full passes run (for the tests and the bench)
+        self._running = False
         # run on drops about to leave: the settlement worker trims their settled entries
         self.on_leave: Callable[[list[str]], Awaitable[object]] | None = None
 
@@ -135,7 +136,18 @@ class ActiveDrops:
                 self._heard.pop(d, None)
 
     async def run(self, stop: asyncio.Event, redis_url: str) -> None:
-        """Follows both channels until `stop`; any break means a full pass once back."""
+        """Follows both channels until `stop`; any break means a full pass once back. One
+        follower per process is enough (`up` runs a gateway and a worker in one): a second
+        call returns at once."""
+        if self._running:
+            return
+        self._running = True
+        try:
+            await self._follow(stop, redis_url)
+        finally:
+            self._running = False
+
+    async def _follow(self, stop: asyncio.Event, redis_url: str) -> None:
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             client = subscriber(redis_url)
