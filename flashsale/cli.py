@@ -10,12 +10,12 @@ from collections.abc import Sequence
 
 import uvloop
 
-from flashsale import config, logs, services
+from flashsale import config, logs, run
 from flashsale.config import ConfigError, Settings
 from flashsale.engine.errors import REDIS_ERRORS
 from flashsale.engine.store import STORE_ERRORS
-from flashsale.gateways import Gateways, cores
 from flashsale.metrics import share_across_processes
+from flashsale.run import Gateways, cores
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     if workers <= 1:
-        uvloop.run(services.serve(settings, host, port))
+        uvloop.run(run.serve(settings, host, port))
         return 0
     gateways = Gateways(settings, host, port, workers)
     # Each gateway drains its own requests on SIGTERM; the parent only waits for them.
@@ -81,7 +81,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
 
 async def _audit(settings: Settings, drop: str | None, wait: float) -> int:
-    report = await services.audit(settings, drop, wait)
+    report = await run.audit(settings, drop, wait)
     print("\n".join(report.lines()))
     return 0 if report.ok else 1
 
@@ -102,12 +102,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(Auth(settings.token_secret, settings.host_keys).mint(args.user, args.ttl))
             code = 0
         elif args.command == "up":
-            uvloop.run(services.up(settings, args.host, args.port, args.workers))
+            uvloop.run(run.up(settings, args.host, args.port, args.workers))
             code = 0
         elif args.command == "serve":
             code = _serve(settings, args.host, args.port, args.workers)
         elif args.command == "worker":
-            uvloop.run(services.work(settings, args.concurrency))
+            uvloop.run(run.work(settings, args.concurrency))
             code = 0
         elif args.command == "bench":
             from flashsale.loadtest import bench

@@ -19,7 +19,7 @@ from flashsale.engine.audit import AuditReport, audit
 from flashsale.engine.settlement import SettlementWorker, wait_settled
 from flashsale.gateway.auth import Auth
 from flashsale.redis_server import free_port
-from flashsale.services import Parts, connected, start_site
+from flashsale.run import Parts, connected, start_site
 
 HOST_KEY = "hk_test_host_key"
 BUSY_LUA = """local function now() local t = redis.call('TIME') return t[1] * 1e6 + t[2] end

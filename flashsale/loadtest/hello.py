@@ -17,7 +17,7 @@ import httptools
 import uvloop
 from aiohttp import web
 
-from flashsale.services import stop_on_signals
+from flashsale.run import stop_on_signals
 
 Kind = Literal["aiohttp", "bare"]
 BODY = b'{"hello":"world"}'

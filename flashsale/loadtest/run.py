@@ -12,7 +12,6 @@ from typing import Any
 
 import aiohttp
 
-from flashsale import services
 from flashsale.config import Settings
 from flashsale.loadtest import fleet
 from flashsale.loadtest.checks import Check, check
@@ -23,6 +22,7 @@ from flashsale.loadtest.results import Answer, Summary, decode, summarize
 from flashsale.loadtest.scenario import Scenario
 from flashsale.loadtest.thresholds import Threshold
 from flashsale.loadtest.traffic import Traffic
+from flashsale.run import audit as engine_audit
 
 POLL_S = 0.1
 PAGE = 10_000
@@ -213,7 +213,7 @@ async def run(
     audit_ok = True
     if settings is not None:
         try:
-            report = await services.audit(settings, drop["id"], sc.settle_wait)
+            report = await engine_audit(settings, drop["id"], sc.settle_wait)
             audit_lines, audit_ok = report.lines(), report.ok
         except Exception as e:  # any reason the audit could not run fails it
             import traceback

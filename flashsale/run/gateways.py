@@ -18,6 +18,7 @@ import uvloop
 
 from flashsale import logs
 from flashsale.config import ConfigError, Settings
+from flashsale.run.gateway import serve
 
 
 def cores() -> int:
@@ -28,8 +29,6 @@ def cores() -> int:
 def _gateway(settings: Settings, host: str, port: int, level: int) -> None:
     # A spawned process starts with no logging set up.
     logs.setup(level)
-    from flashsale.services import serve  # services starts these processes: import it late
-
     uvloop.run(serve(settings, host, port, reuse_port=True))
 
 
@@ -89,3 +88,6 @@ def _ensure_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as e:
             raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+
+
+__all__ = ["Gateways", "cores", "reachable"]
