@@ -12,8 +12,7 @@ import uvloop
 
 from flashsale import config, logs, run
 from flashsale.config import ConfigError, Settings
-from flashsale.engine.errors import REDIS_ERRORS
-from flashsale.engine.store import STORE_ERRORS
+from flashsale.engine import REDIS_ERRORS, STORE_ERRORS
 from flashsale.metrics import share_across_processes
 from flashsale.run import Gateways, cores
 

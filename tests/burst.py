@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from flashsale.engine.models import Order
+from flashsale.engine import Order
 from flashsale.gateway.auth import Auth
 from flashsale.redis_server import free_port
 from tests.invariants import Answer, assert_invariants

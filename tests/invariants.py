@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from flashsale.engine.models import Order
-from flashsale.engine.store.base import iter_orders
+from flashsale.engine import Order, iter_orders
 from flashsale.loadtest.checks import check
 from flashsale.loadtest.firing import FIRST
 from flashsale.loadtest.plan import Attempt

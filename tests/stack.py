@@ -15,8 +15,7 @@ import redis.asyncio
 from aiohttp import web
 
 from flashsale.config import Settings
-from flashsale.engine.audit import AuditReport, audit
-from flashsale.engine.settlement import SettlementWorker, wait_settled
+from flashsale.engine import AuditReport, SettlementWorker, audit, wait_settled
 from flashsale.gateway.auth import Auth
 from flashsale.redis_server import free_port
 from flashsale.run import Parts, connected, start_site

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from flashsale.engine.keys import DropKeys
+from flashsale.engine import DropKeys
 from tests.cluster import start_cluster
 from tests.conftest import MakeStack
 from tests.invariants import Answer, assert_invariants

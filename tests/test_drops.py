@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from flashsale.engine.keys import DropKeys
+from flashsale.engine import DropKeys
 from tests.stack import Stack
 
 

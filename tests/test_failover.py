@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 
-from flashsale.engine.keys import DropKeys
+from flashsale.engine import DropKeys
 from flashsale.redis_server import RedisServer
 from tests import processes
 from tests.burst import Fleet, until

@@ -17,11 +17,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from flashsale.engine.keys import GROUP, DropKeys
-from flashsale.engine.models import orders_of
-from flashsale.engine.redis import text
-from flashsale.engine.settlement import backlog
-from flashsale.engine.store.base import iter_orders
+from flashsale.engine import GROUP, DropKeys, backlog, iter_orders, orders_of, text
 from flashsale.redis_server import RedisServer, free_port
 from tests.burst import LOST, Burst, Fleet, Service, assert_contract, plan_taps, until
 from tests.conftest import MakeStack

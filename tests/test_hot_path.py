@@ -7,8 +7,7 @@ import asyncio
 import random
 import time
 
-from flashsale.engine.purchase import DOWN_S
-from flashsale.engine.status_feed import Shut
+from flashsale.engine import DOWN_S, Shut
 from tests.conftest import MakeStack
 from tests.invariants import Answer, assert_invariants
 from tests.proxy import Proxy

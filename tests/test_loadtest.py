@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from flashsale.engine.models import Order
+from flashsale.engine import Order
 from flashsale.loadtest.checks import check
 from flashsale.loadtest.firing import FIRST, LOST, RESEND, Job, Shard, Shot
 from flashsale.loadtest.http import request_bytes
@@ -80,7 +80,7 @@ async def test_payment_window_pays_in_time_late_or_never(make_stack: MakeStack) 
 
 
 async def _orders(stack: Stack, drop_id: str):  # type: ignore[no-untyped-def]
-    from flashsale.engine.store.base import iter_orders
+    from flashsale.engine import iter_orders
 
     async for order in iter_orders(stack.store, drop_id):
         yield order

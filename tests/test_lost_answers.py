@@ -81,7 +81,7 @@ async def test_a_refused_recheck_voids_the_request_for_good(make_stack: MakeStac
     stack = await make_stack()
     drop = await stack.new_drop(stock=1)
     assert (await stack.buy(drop["id"], "first")).status == 201
-    decide = stack.engine.purchaser._decide
+    decide = stack.engine.purchaser.decide_once
     request = (f"{drop['id']}-aaaaaaaaaaaaaaaaaaaaaaaaa", "late", 1, "")
     # The gateway rechecks a lost request: no order, so the buyer is told none was made.
     assert [d.outcome for d in await decide(drop["id"], 1, [request])] == ["unavailable"]

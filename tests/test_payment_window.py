@@ -60,7 +60,7 @@ async def test_paying_late_is_refused_and_frees_the_units(make_stack: MakeStack)
 
 
 async def test_the_sweeper_outlives_a_redis_outage() -> None:
-    from flashsale.engine.engine import Engine
+    from flashsale.engine import Engine
     from flashsale.redis_server import free_port
 
     engine = Engine.from_url(f"redis://127.0.0.1:{free_port()}")  # nothing listens there

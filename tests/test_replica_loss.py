@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from flashsale.engine.store.base import iter_orders
+from flashsale.engine import iter_orders
 from flashsale.redis_server import RedisServer, free_port
 from tests.conftest import MakeStack
 from tests.invariants import Answer, assert_invariants

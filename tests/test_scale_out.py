@@ -11,7 +11,7 @@ from typing import cast
 
 import pytest
 
-from flashsale.engine.keys import DropKeys
+from flashsale.engine import DropKeys
 from tests.burst import Burst, Fleet, assert_contract, plan_taps
 from tests.cluster import Cluster, start_cluster
 from tests.conftest import MakeStack

@@ -12,8 +12,7 @@ from typing import Any, cast
 
 import pytest
 
-from flashsale.engine.compaction import Compactor
-from flashsale.engine.keys import DropKeys
+from flashsale.engine import Compactor, DropKeys
 from flashsale.redis_server import RedisServer, free_port
 from tests.burst import Burst, Fleet, assert_contract, plan_taps, until
 from tests.cluster import Cluster, start_cluster

@@ -13,11 +13,17 @@ from typing import Any, cast
 import msgspec
 import pytest
 
-from flashsale.engine.keys import GROUP, DropKeys
-from flashsale.engine.models import Order, orders_of
-from flashsale.engine.settlement import SettlementWorker, entry_id, oldest_unsettled_ms
-from flashsale.engine.store import open_store
-from flashsale.engine.store.base import iter_orders
+from flashsale.engine import (
+    GROUP,
+    DropKeys,
+    Order,
+    SettlementWorker,
+    entry_id,
+    iter_orders,
+    oldest_unsettled_ms,
+    open_store,
+    orders_of,
+)
 from tests.conftest import MakeStack
 from tests.processes import flashsale_env, run, spawn
 from tests.stack import Stack
@@ -165,7 +171,7 @@ async def _fill(stack: Stack, drop_id: str, n: int, per_call: int) -> set[str]:
             (f"{drop_id}-{_id16(i)}", f"b{i}", 1, "")
             for i in range(start, min(n, start + per_call))
         ]
-        for d in await stack.engine.purchaser._decide(drop_id, 0, requests):
+        for d in await stack.engine.purchaser.decide_once(drop_id, 0, requests):
             assert d.outcome == "created"
             ids.add(d.order.id)
     return ids

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from threading import Barrier
 
-from flashsale.engine.store.sqlite import SQLiteStore
+from flashsale.engine import SQLiteStore
 from flashsale.redis_server import free_port
 from tests.processes import flashsale_env, spawn_logged
 from tests.proxy import Proxy

@@ -1,1 +1,81 @@
-"""The core: Redis decides every purchase atomically; the settlement worker records it."""
+"""The engine: Redis decides every purchase (purchase.lua), settlement records it in the
+order store. The purchase path: `Purchaser.submit` (purchase.py) batches a tick's requests
+per drop -> purchase.lua decides them in one step -> the stream -> `SettlementWorker`
+(settlement.py) -> the store.
+
+Code outside the engine uses only the names below (checked by tests/test_public_surface.py).
+"""
+
+from __future__ import annotations
+
+from flashsale.engine.audit import INVARIANTS, AuditReport, audit
+from flashsale.engine.compaction import Compactor, reopen
+from flashsale.engine.drops import Mark
+from flashsale.engine.engine import Engine
+from flashsale.engine.errors import REDIS_ERRORS, Unavailable, Undecided
+from flashsale.engine.ids import is_drop_id, new_order_ids
+from flashsale.engine.keys import GROUP, DropKeys
+from flashsale.engine.live import MAX_RATE, Watch
+from flashsale.engine.models import LIVE_ORDER_STATUSES, Drop, Order, orders_of, rfc3339
+from flashsale.engine.purchase import DOWN_S, Decision, Outcome
+from flashsale.engine.redis import RedisClient, text
+from flashsale.engine.settlement import (
+    SettlementWorker,
+    backlog,
+    backlog_by_node,
+    entry_id,
+    oldest_unsettled_ms,
+    wait_settled,
+)
+from flashsale.engine.specs import DropSpec, PurchaseSpec, RestockSpec, Text64
+from flashsale.engine.status_feed import Shut
+from flashsale.engine.stopping import pause
+from flashsale.engine.store import STORE_ERRORS, OrderStore, open_store
+from flashsale.engine.store.base import iter_orders
+from flashsale.engine.store.sqlite import SQLiteStore
+
+__all__ = [
+    "DOWN_S",
+    "GROUP",
+    "INVARIANTS",
+    "LIVE_ORDER_STATUSES",
+    "MAX_RATE",
+    "REDIS_ERRORS",
+    "STORE_ERRORS",
+    "AuditReport",
+    "Compactor",
+    "Decision",
+    "Drop",
+    "DropKeys",
+    "DropSpec",
+    "Engine",
+    "Mark",
+    "Order",
+    "OrderStore",
+    "Outcome",
+    "PurchaseSpec",
+    "RedisClient",
+    "RestockSpec",
+    "SQLiteStore",
+    "SettlementWorker",
+    "Shut",
+    "Text64",
+    "Unavailable",
+    "Undecided",
+    "Watch",
+    "audit",
+    "backlog",
+    "backlog_by_node",
+    "entry_id",
+    "is_drop_id",
+    "iter_orders",
+    "new_order_ids",
+    "oldest_unsettled_ms",
+    "open_store",
+    "orders_of",
+    "pause",
+    "reopen",
+    "rfc3339",
+    "text",
+    "wait_settled",
+]

@@ -241,7 +241,7 @@ class Purchaser:
         started = loop.time()
         try:
             try:
-                decisions = await self._decide(drop_id, 0, requests)
+                decisions = await self.decide_once(drop_id, 0, requests)
             finally:
                 landed()
         except AMBIGUOUS as e:
@@ -260,7 +260,7 @@ class Purchaser:
                 raise Undecided(f"Redis did not answer for {self.undecided_after:g}s")
             await asyncio.sleep(delay)
             try:
-                return await self._decide(drop_id, 1, requests)
+                return await self.decide_once(drop_id, 1, requests)
             except REDIS_ERRORS as e:
                 if never_sent(e):  # still down: spare new purchases the attempt
                     self._down[self._node(drop_id)] = loop.time() + DOWN_S
@@ -317,8 +317,12 @@ class Purchaser:
             await self._redis.script_load(self._scripts.purchase.script)
             return await self._pipe.send(command)
 
-    async def _decide(self, drop_id: str, recheck: int, requests: list[Request]) -> list[Decision]:
-        """Runs one batch of purchases of one drop in a single script call."""
+    async def decide_once(
+        self, drop_id: str, recheck: int, requests: list[Request]
+    ) -> list[Decision]:
+        """Runs one batch of purchases of one drop in a single script call (`recheck` 1: a
+        recheck, which decides nothing new), with no recheck of its own if the answer is
+        lost: `decide` does that. Public for benches and tests that drive the script."""
         packed = _pack(requests)
         start = time.perf_counter()
         safe = True

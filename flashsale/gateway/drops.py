@@ -11,12 +11,18 @@ import re
 import msgspec
 from aiohttp import web
 
-from flashsale.engine.compaction import reopen
-from flashsale.engine.drops import Mark
-from flashsale.engine.ids import is_drop_id
-from flashsale.engine.models import Drop, Order, rfc3339
-from flashsale.engine.specs import DropSpec, RestockSpec, Text64
-from flashsale.engine.store.base import iter_orders
+from flashsale.engine import (
+    Drop,
+    DropSpec,
+    Mark,
+    Order,
+    RestockSpec,
+    Text64,
+    is_drop_id,
+    iter_orders,
+    reopen,
+    rfc3339,
+)
 from flashsale.gateway.bodies import invalid, query_int, read_json
 from flashsale.gateway.errors import Answer, ApiError, json_response, ok, response
 from flashsale.gateway.state import Gateway, gateway

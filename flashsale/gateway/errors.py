@@ -14,8 +14,7 @@ from typing import NamedTuple
 import msgspec
 from aiohttp import web
 
-from flashsale.engine.errors import REDIS_ERRORS, Unavailable, Undecided
-from flashsale.engine.store import STORE_ERRORS
+from flashsale.engine import REDIS_ERRORS, STORE_ERRORS, Unavailable, Undecided
 
 log = logging.getLogger(__name__)
 

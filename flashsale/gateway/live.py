@@ -14,8 +14,7 @@ import asyncio
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
-from flashsale.engine.live import MAX_RATE, Watch
-from flashsale.engine.stopping import pause
+from flashsale.engine import MAX_RATE, Watch, pause
 from flashsale.gateway.drops import found
 from flashsale.gateway.state import gateway
 

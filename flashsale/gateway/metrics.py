@@ -18,11 +18,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from flashsale.engine.engine import Engine
-from flashsale.engine.errors import REDIS_ERRORS
-from flashsale.engine.keys import GROUP, DropKeys
-from flashsale.engine.redis import text
-from flashsale.engine.settlement import backlog_by_node, oldest_unsettled_ms
+from flashsale.engine import (
+    GROUP,
+    REDIS_ERRORS,
+    DropKeys,
+    Engine,
+    backlog_by_node,
+    oldest_unsettled_ms,
+    text,
+)
 from flashsale.gateway.state import gateway
 from flashsale.metrics import metrics, shared_dir
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flashsale.engine.models import Order
+from flashsale.engine import Order
 from flashsale.gateway.errors import ApiError, json_response
 from flashsale.gateway.state import gateway
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flashsale.engine.purchase import Decision, Outcome
-from flashsale.engine.specs import PurchaseSpec
+from flashsale.engine import Decision, Outcome, PurchaseSpec
 from flashsale.gateway.bodies import decode_json, idempotency_key
 from flashsale.gateway.errors import (
     UNDECIDED,

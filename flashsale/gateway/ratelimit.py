@@ -26,8 +26,7 @@ from typing import Any
 
 import msgspec
 
-from flashsale.engine.errors import REDIS_ERRORS
-from flashsale.engine.redis import RedisClient
+from flashsale.engine import REDIS_ERRORS, RedisClient
 from flashsale.gateway.errors import ApiError
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from flashsale.engine.engine import Engine
-from flashsale.engine.store import OrderStore
+from flashsale.engine import Engine, OrderStore
 from flashsale.gateway.auth import Auth
 from flashsale.gateway.clients import ClientAddress
 from flashsale.gateway.ratelimit import RateLimiter

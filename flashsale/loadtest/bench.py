@@ -33,10 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flashsale.config import Settings
-from flashsale.engine.engine import Engine
-from flashsale.engine.ids import new_order_ids
-from flashsale.engine.keys import DropKeys
-from flashsale.engine.settlement import wait_settled
+from flashsale.engine import DropKeys, Engine, new_order_ids, wait_settled
 from flashsale.gateway.auth import Auth
 from flashsale.loadtest import cpu, fleet, season_bench, settle_bench
 from flashsale.loadtest.firing import Job, Shot, Workload
@@ -342,7 +339,7 @@ async def _unbatched_cost(redis: RedisServer, drop: str, n: int = 2000) -> str:
         calls0, usec0 = (int(stats["cmdstat_evalsha"][k]) for k in ("calls", "usec"))
         ids = new_order_ids(drop, n)
         for i, order_id in enumerate(ids):
-            await engine.purchaser._decide(drop, 0, [(order_id, f"u{i}", 1, "")])
+            await engine.purchaser.decide_once(drop, 0, [(order_id, f"u{i}", 1, "")])
         stats = await engine.redis.info("commandstats")
         calls = int(stats["cmdstat_evalsha"]["calls"]) - calls0
         usec = int(stats["cmdstat_evalsha"]["usec"]) - usec0

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from flashsale.engine.audit import INVARIANTS
-from flashsale.engine.models import LIVE_ORDER_STATUSES as LIVE
+from flashsale.engine import INVARIANTS
+from flashsale.engine import LIVE_ORDER_STATUSES as LIVE
 from flashsale.loadtest.firing import LOST, PAY, TIMEOUT
 from flashsale.loadtest.plan import Attempt
 from flashsale.loadtest.results import Answer

@@ -33,12 +33,15 @@ import uvloop
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from flashsale.engine.compaction import Compactor
-from flashsale.engine.engine import Engine
-from flashsale.engine.ids import new_order_ids
-from flashsale.engine.settlement import wait_settled
-from flashsale.engine.specs import DropSpec
-from flashsale.engine.store import OrderStore, open_store
+from flashsale.engine import (
+    Compactor,
+    DropSpec,
+    Engine,
+    OrderStore,
+    new_order_ids,
+    open_store,
+    wait_settled,
+)
 from flashsale.loadtest import cpu
 from flashsale.redis_server import RedisServer, free_port
 
@@ -89,7 +92,7 @@ async def _buy(engine: Engine, drop_id: str, buyers: range, keyed: bool = True) 
     requests = [
         (oid, f"b{n}", 1, f"k{n}" if keyed else "") for oid, n in zip(ids, buyers, strict=True)
     ]
-    decisions = await engine.purchaser._decide(drop_id, 0, requests)
+    decisions = await engine.purchaser.decide_once(drop_id, 0, requests)
     return [d.order.id for d in decisions if d.order is not None]
 
 

@@ -29,11 +29,15 @@ from urllib.parse import urlsplit
 import asyncpg
 import uvloop
 
-from flashsale.engine.engine import Engine
-from flashsale.engine.ids import new_order_ids
-from flashsale.engine.settlement import SettlementWorker, oldest_unsettled_ms
-from flashsale.engine.specs import DropSpec
-from flashsale.engine.store import OrderStore, open_store
+from flashsale.engine import (
+    DropSpec,
+    Engine,
+    OrderStore,
+    SettlementWorker,
+    new_order_ids,
+    oldest_unsettled_ms,
+    open_store,
+)
 from flashsale.loadtest.results import Latency
 from flashsale.redis_server import RedisServer, free_port
 
@@ -76,7 +80,7 @@ async def _buy(engine: Engine, drop_id: str, first_buyer: int, n: int) -> None:
     """n purchases of one unit by new buyers, in one call of the purchase script."""
     ids = new_order_ids(drop_id, n)
     requests = [(oid, f"b{first_buyer + i}", 1, "") for i, oid in enumerate(ids)]
-    decisions = await engine.purchaser._decide(drop_id, 0, requests)
+    decisions = await engine.purchaser.decide_once(drop_id, 0, requests)
     refused = [d.outcome for d in decisions if d.outcome != "created"]
     if refused:
         raise RuntimeError(f"purchases refused: {refused[:3]}")

@@ -11,8 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from flashsale.config import Settings
-from flashsale.engine.engine import Engine
-from flashsale.engine.store import STORE_ERRORS, OrderStore, open_store
+from flashsale.engine import STORE_ERRORS, Engine, OrderStore, open_store
 
 log = logging.getLogger("flashsale")
 

@@ -8,10 +8,8 @@ import logging
 from collections.abc import Awaitable
 
 from flashsale.config import Settings
-from flashsale.engine.audit import AuditReport
-from flashsale.engine.audit import audit as check_invariants
-from flashsale.engine.compaction import Compactor
-from flashsale.engine.settlement import SettlementWorker, wait_settled
+from flashsale.engine import AuditReport, Compactor, SettlementWorker, wait_settled
+from flashsale.engine import audit as check_invariants
 from flashsale.run.parts import Parts, connected, stop_on_signals
 
 log = logging.getLogger("flashsale")

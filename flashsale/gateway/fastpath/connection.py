@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, cast
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
 
-from flashsale.engine.purchase import Decision
+from flashsale.engine import Decision
 from flashsale.gateway import purchase
 from flashsale.gateway.drops import view
 from flashsale.gateway.errors import (
