@@ -36,3 +36,19 @@ def test_nothing_outside_the_engine_reaches_into_its_modules() -> None:
                 reaching += [f"{path.relative_to(ROOT)}:{node.lineno} {name}" for name in inner]
     assert not reaching, reaching
     assert used <= set(flashsale.engine.__all__), used - set(flashsale.engine.__all__)
+
+
+def test_every_outcome_has_its_answer_and_its_metric() -> None:
+    """The outcomes are Literal types: each refusal has its answer, and every code a
+    purchase can be answered with exists as a metric series from the start."""
+    from typing import get_args
+
+    from flashsale.engine import Decision, Outcome, Refusal
+    from flashsale.gateway.purchase import REFUSALS, answer
+    from flashsale.metrics import OUTCOMES
+
+    assert set(REFUSALS) == set(get_args(Refusal))
+    outcomes = {word for part in get_args(Outcome) for word in get_args(part)}
+    assert outcomes >= set(get_args(Refusal)) | {"created", "replay", "undecided"}
+    for outcome in outcomes - {"created", "replay"}:  # those two carry an order
+        assert answer(Decision(outcome)).outcome in OUTCOMES, outcome

@@ -16,7 +16,15 @@ from flashsale.engine.errors import REDIS_ERRORS, Unavailable, Undecided
 from flashsale.engine.ids import is_drop_id, new_order_ids
 from flashsale.engine.keys import GROUP, DropKeys
 from flashsale.engine.live import MAX_RATE, Watch
-from flashsale.engine.models import LIVE_ORDER_STATUSES, Drop, Order, orders_of, rfc3339
+from flashsale.engine.models import (
+    LIVE_ORDER_STATUSES,
+    Drop,
+    Order,
+    PayOutcome,
+    Refusal,
+    orders_of,
+    rfc3339,
+)
 from flashsale.engine.purchase import DOWN_S, Decision, Outcome
 from flashsale.engine.redis import RedisClient, text
 from flashsale.engine.settlement import (
@@ -53,8 +61,10 @@ __all__ = [
     "Order",
     "OrderStore",
     "Outcome",
+    "PayOutcome",
     "PurchaseSpec",
     "RedisClient",
+    "Refusal",
     "RestockSpec",
     "SQLiteStore",
     "SettlementWorker",

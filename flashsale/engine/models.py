@@ -16,10 +16,11 @@ LIVE_ORDER_STATUSES = frozenset({"confirmed", "reserved", "paid"})
 # `undecided`, an order that exists but that no replica has acknowledged (acks=replica);
 # `compacted`, a keyed request of a compacted drop, which the purchaser looks up in the
 # store (a replay, or `not_live`): it never reaches a buyer.
-Outcome = Literal[
-    "created", "replay", "not_found", "not_live", "sold_out", "limit_reached",
-    "idempotency_conflict", "unavailable", "undecided", "compacted",
-]  # fmt: skip
+# The refusals, each answered with its own status and code (gateway/purchase.py REFUSALS).
+Refusal = Literal["not_found", "not_live", "sold_out", "limit_reached", "idempotency_conflict"]
+Outcome = Refusal | Literal["created", "replay", "unavailable", "undecided", "compacted"]
+# What paying an order comes to (pay.lua).
+PayOutcome = Literal["paid", "not_found", "not_payable", "expired"]
 
 
 def rfc3339(ms: int | None) -> str | None:

@@ -6,7 +6,7 @@ from typing import cast
 
 from flashsale.engine.ids import drop_of_order
 from flashsale.engine.keys import DropKeys
-from flashsale.engine.models import Order, decode_order
+from flashsale.engine.models import Order, PayOutcome, decode_order
 from flashsale.engine.redis import RedisClient
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.status_feed import StatusFeed
@@ -27,7 +27,7 @@ class Orders:
         packed = await self._redis.hget(DropKeys.of(drop_id).orders, order_id)
         return decode_order(cast(bytes, packed)) if packed else None
 
-    async def pay(self, order_id: str, buyer: str) -> tuple[str, Order | None]:
+    async def pay(self, order_id: str, buyer: str) -> tuple[PayOutcome, Order | None]:
         """Returns (outcome, order): paid, not_found, not_payable or expired.
 
         Paying twice is harmless, so a lost answer is simply asked again by the buyer.
@@ -40,4 +40,4 @@ class Orders:
             # A late payment may have put units back on sale: this process must not refuse
             # the drop as sold out while the published change is still on its way to it.
             self._feed.forget(drop_id)
-        return outcome.decode(), decode_order(packed) if packed else None
+        return cast(PayOutcome, outcome.decode()), decode_order(packed) if packed else None

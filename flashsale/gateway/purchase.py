@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flashsale.engine import Decision, Outcome, PurchaseSpec
+from flashsale.engine import Decision, PurchaseSpec, Refusal
 from flashsale.gateway.bodies import decode_json, idempotency_key
 from flashsale.gateway.errors import (
     UNDECIDED,
@@ -25,7 +25,7 @@ from flashsale.gateway.state import Gateway, gateway
 
 routes = web.RouteTableDef()
 
-REFUSALS: dict[Outcome, tuple[int, str]] = {
+REFUSALS: dict[Refusal, tuple[int, str]] = {
     "not_found": (404, "no such drop"),
     "not_live": (409, "the drop is not live"),
     "sold_out": (409, "fewer units remain than asked for"),
@@ -34,7 +34,6 @@ REFUSALS: dict[Outcome, tuple[int, str]] = {
 }
 # Most answers of a burst are refusals: made once, not per request.
 _REFUSED = {outcome: refusal(status, outcome, text) for outcome, (status, text) in REFUSALS.items()}
-_REFUSED["compacted"] = _REFUSED["not_live"]  # the store had no order under the key
 _VOIDED = answer_error(unavailable("no purchase was made; retry with the same key"))
 _NOT_REPLICATED = refusal(504, "undecided", UNDECIDED, {"Retry-After": "1"})
 
@@ -57,11 +56,17 @@ def answer(decision: Decision) -> Answer:
         if decision.outcome == "replay":
             return ok({"order": order.public()}, 200, "replay")
         return ok({"order": order.public()}, 201, "created")
-    if decision.outcome == "unavailable":  # a voided request id: nothing was made
-        return _VOIDED
-    if decision.outcome == "undecided":  # made, but no replica has it yet
-        return _NOT_REPLICATED
-    return _REFUSED[decision.outcome]
+    match decision.outcome:
+        case "unavailable":  # a voided request id: nothing was made
+            return _VOIDED
+        case "undecided":  # made, but no replica has it yet
+            return _NOT_REPLICATED
+        case "compacted":  # the store had no order under the key
+            return _REFUSED["not_live"]
+        case "created" | "replay":  # these carry their order
+            raise AssertionError(f"{decision.outcome} without an order")
+        case refusal:
+            return _REFUSED[refusal]
 
 
 @routes.post("/v1/drops/{id}/purchase")
