@@ -12,7 +12,7 @@ from flashsale.engine.audit import INVARIANTS, AuditReport, audit
 from flashsale.engine.compaction import Compactor, reopen
 from flashsale.engine.drops import Mark
 from flashsale.engine.engine import Engine
-from flashsale.engine.errors import REDIS_ERRORS, Unavailable, Undecided
+from flashsale.engine.errors import REDIS_ERRORS, NeverSent, Unavailable, Undecided
 from flashsale.engine.ids import is_drop_id, new_order_ids
 from flashsale.engine.keys import GROUP, DropKeys
 from flashsale.engine.live import MAX_RATE, Watch
@@ -26,7 +26,7 @@ from flashsale.engine.models import (
     rfc3339,
 )
 from flashsale.engine.purchase import DOWN_S, Decision, Outcome
-from flashsale.engine.redis import RedisClient, text
+from flashsale.engine.redis import RedisClient, connect, text
 from flashsale.engine.settlement import (
     SettlementWorker,
     backlog,
@@ -58,6 +58,7 @@ __all__ = [
     "DropSpec",
     "Engine",
     "Mark",
+    "NeverSent",
     "Order",
     "OrderStore",
     "Outcome",
@@ -76,6 +77,7 @@ __all__ = [
     "audit",
     "backlog",
     "backlog_by_node",
+    "connect",
     "entry_id",
     "is_drop_id",
     "iter_orders",

@@ -1,7 +1,19 @@
 """Errors the engine raises; refusals of a purchase are outcomes, not exceptions.
 
 Redis trouble surfaces as redis-py's own exceptions, caught everywhere as REDIS_ERRORS: the
-gateway answers them with 503, and the background loops log them and go on.
+gateway answers them with 503, and the background loops log them and go on. What matters
+for a purchase is whether its command can have run, and that is told by type, decided at
+one boundary (engine/redis.py's connection and pool, engine/pipe.py), never by a message:
+
+    RedisError (redis-py)
+      ConnectionError
+        NeverSent        no connection could be made or had: nothing was sent, nothing ran
+        (any other)      the answer was lost: the command may have run (AMBIGUOUS)
+      TimeoutError       likewise ambiguous
+    RedisClusterException (redis-py; SlotNotCoveredError mid-failover)
+    Unavailable          nothing was decided: 503
+    Undecided            something may have been decided and nobody knows: 504
+      ReplicaTimeout     (replicas.py) it was, but no replica has it yet
 """
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -17,17 +29,12 @@ AMBIGUOUS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutEr
 
 
 class NeverSent(RedisConnectionError):
-    """No connection could be made, so no command was sent (raised by engine/pipe.py)."""
+    """No connection could be made (refused, timed out connecting, or none free in the
+    pool), so no command was sent: unlike a lost answer, nothing can have run."""
 
 
 def never_sent(e: BaseException) -> bool:
-    """A command that failed before it left: no connection could be made (refused, timed
-    out connecting, or none free in the pool). Unlike a lost answer, nothing can have run."""
-    if isinstance(e, NeverSent):
-        return True
-    return isinstance(e, RedisConnectionError | RedisTimeoutError) and (
-        "connecting to" in str(e) or "No connection available" in str(e)
-    )
+    return isinstance(e, NeverSent)
 
 
 class Unavailable(Exception):

@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Connection as AsyncConnection
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import SlotNotCoveredError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from flashsale.engine.errors import NeverSent
+
 RedisClient: TypeAlias = Redis | RedisCluster
+
+
+class Connection(AsyncConnection):
+    """redis-py's connection, whose failure to connect says so by its type: NeverSent (the
+    one place a connect failure is told from a lost answer)."""
+
+    async def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        try:
+            await super().connect_check_health(
+                check_health=check_health, retry_socket_connect=retry_socket_connect
+            )
+        except (RedisConnectionError, RedisTimeoutError) as e:
+            raise NeverSent(str(e)) from e
+
+
+class Pool(BlockingConnectionPool):
+    """A pool that waits its timeout for a free connection, then says NeverSent."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)
+        except RedisConnectionError as e:
+            if isinstance(e, NeverSent) or not isinstance(e.__cause__, asyncio.TimeoutError):
+                raise
+            raise NeverSent(f"no connection free in {self.timeout} s") from e
 
 
 def connect(url: str, *, timeout: float = 5.0, max_connections: int = 128) -> RedisClient:
@@ -29,17 +61,21 @@ def connect(url: str, *, timeout: float = 5.0, max_connections: int = 128) -> Re
         socket_connect_timeout=min(timeout, 1.0),
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,
+        connection_class=Connection,
     )
     if len(seeds) > 1:
         nodes = []
         for seed in seeds:
             parts = urlsplit(seed)
-            nodes.append(ClusterNode(parts.hostname or "127.0.0.1", parts.port or 6379))
-        return Cluster(startup_nodes=nodes, max_connections=max_connections * 8, **common)
+            host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+            nodes.append(ClusterNode(host, port, connection_class=Connection))
+        connection_class = common.pop("connection_class")
+        cluster = Cluster(startup_nodes=nodes, max_connections=max_connections * 8, **common)
+        # the nodes it learns from the slot map are made with these (no such argument)
+        cluster.nodes_manager.connection_kwargs["connection_class"] = connection_class
+        return cluster
     # In a burst, requests queue briefly for a connection instead of failing at the cap.
-    pool = BlockingConnectionPool.from_url(
-        seeds[0], max_connections=max_connections, timeout=timeout, **common
-    )
+    pool = Pool.from_url(seeds[0], max_connections=max_connections, timeout=timeout, **common)
     return Redis(connection_pool=pool)
 
 

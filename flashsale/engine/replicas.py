@@ -36,7 +36,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flashsale.engine.errors import REDIS_ERRORS, Undecided
 from flashsale.engine.keys import probe_key
-from flashsale.engine.redis import RedisClient, node_name
+from flashsale.engine.redis import Connection, RedisClient, node_name
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class ReplicaAcks:
                 socket_timeout=kwargs.get("socket_timeout"),
                 socket_connect_timeout=kwargs.get("socket_connect_timeout"),
                 max_connections=64,
+                connection_class=Connection,
             )
         return node.name, pool
 
