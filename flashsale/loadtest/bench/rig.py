@@ -1,0 +1,94 @@
+"""The servers the bench starts: its own redis-server, `serve --workers N` and a worker,
+and the drops it fires at."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from flashsale.redis_server import RedisServer, free_port
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {within:g}s")
+
+
+def start(
+    stack: ExitStack, args: list[str], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    stack.callback(stop)
+    return proc
+
+
+async def new_drop(url: str, host_key: str, **spec: object) -> str:
+    headers = {"Authorization": f"Bearer {host_key}"}
+    body = {"sku": "bench", "title": "Bench", "price": 1, "currency": "EUR", **spec}
+    async with aiohttp.ClientSession(url, headers=headers) as http:
+        async with http.post("/v1/drops", json=body) as r:
+            drop = await r.json()
+        async with http.post(f"/v1/drops/{drop['id']}/open") as r:
+            r.raise_for_status()
+    return str(drop["id"])
+
+
+@dataclass
+class Rig:
+    """A whole flashsale of the bench's own: Redis, `serve --workers N`, one worker."""
+
+    procs: int
+    url: str
+    port: int
+    redis: RedisServer
+    env: dict[str, str]
+    secret: str
+    host_key: str
+    gateway: subprocess.Popen[bytes]
+    worker: subprocess.Popen[bytes]
+
+
+def start_rig(stack: ExitStack, work: Path, procs: int) -> Rig:
+    redis = RedisServer(work / f"redis-{procs}").start()
+    stack.callback(redis.stop)
+    secret, host_key = secrets.token_urlsafe(32), "hk_" + secrets.token_urlsafe(24)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")} | {
+        "FLASHSALE_REDIS_URL": redis.url,
+        "FLASHSALE_DATABASE_URL": f"sqlite:///{work / f'orders-{procs}.db'}",
+        "FLASHSALE_TOKEN_SECRET": secret,
+        "FLASHSALE_HOST_KEYS": host_key,
+        "FLASHSALE_DATA_DIR": str(work / f"data-{procs}"),
+    }
+    port = free_port()
+    cli = [sys.executable, "-m", "flashsale"]
+    serve = [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(procs)]
+    gateway = start(stack, serve, env)
+    worker = start(stack, [*cli, "worker"], env)
+    wait_port(port, gateway)
+    return Rig(
+        procs, f"http://127.0.0.1:{port}", port, redis, env, secret, host_key, gateway, worker
+    )
