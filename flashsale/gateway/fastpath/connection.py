@@ -40,13 +40,12 @@ from flashsale.gateway.errors import (
     translate,
 )
 from flashsale.gateway.fastpath import wire
+from flashsale.gateway.fastpath.handover import POISON, Relay
 from flashsale.gateway.fastpath.routes import PURCHASE_ROUTE, VIEW_ROUTE, Route, route_of
 from flashsale.logs import REQUEST_ID, request_id
 from flashsale.metrics import metrics
 
 if TYPE_CHECKING:
-    from aiohttp.web_protocol import RequestHandler
-
     from flashsale.gateway.fastpath.site import Front
 
 log = logging.getLogger(__name__)
@@ -55,8 +54,6 @@ NOT_HTTP = refusal(400, "invalid_request", "the request is not valid HTTP")
 HEADERS_TOO_LARGE = refusal(431, "headers_too_large", "the request's headers are too large")
 # What aiohttp's parser refuses at once (a NUL method): fed to a handler that has this
 # connection, it answers 400 in the contract's JSON, after the answers it owes, and closes.
-POISON = b"\x00 / HTTP/1.1\r\n\r\n"
-_RELAY_BUFFER = 64 * 1024  # bytes held for aiohttp while earlier answers are still owed
 FEED_BYTES = 4096
 _WANTED = frozenset({
     b"authorization", b"idempotency-key", b"x-request-id", b"x-forwarded-for", b"expect",
@@ -101,10 +98,7 @@ class Connection(asyncio.Protocol):
         self.shutting = False
         self.read_paused = False
         self.write_paused = False
-        self.relay: RequestHandler | None = None  # aiohttp's handler, once it has the line
-        self.relay_attached = False
-        self.relay_held: list[bytes] = []
-        self.relay_held_bytes = 0
+        self.relay: Relay | None = None  # aiohttp's side, once the line is handed over
         self.unfed = bytearray()  # read, not yet parsed: waits for the pipeline to drain
         self.feeding_due = False
         self.headers: dict[bytes, bytes] = {}  # the hot calls' headers (_WANTED), when read
@@ -137,13 +131,13 @@ class Connection(asyncio.Protocol):
         self.front.closed(self)
         self.transport = None
         self.done_reading = True
-        if self.relay is not None and self.relay_attached:
-            self.relay.connection_lost(exc)
+        if self.relay is not None and self.relay.attached:
+            self.relay.handler.connection_lost(exc)
 
     def eof_received(self) -> bool | None:
         if self.relay is not None:
-            if self.relay_attached:
-                self.relay.eof_received()
+            if self.relay.attached:
+                self.relay.handler.eof_received()
                 return None
             return True  # aiohttp gets the line once the answers owed are out
         self.done_reading = True
@@ -161,8 +155,9 @@ class Connection(asyncio.Protocol):
 
     def _writing(self, paused: bool) -> None:
         """The client stopped (or resumed) reading its answers."""
-        if self.relay_attached and self.relay is not None:
-            (self.relay.pause_writing if paused else self.relay.resume_writing)()
+        if self.relay is not None and self.relay.attached:
+            handler = self.relay.handler
+            (handler.pause_writing if paused else handler.resume_writing)()
             return
         self.write_paused = paused
         self._update_reading()
@@ -299,7 +294,7 @@ class Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         if self.route == "aiohttp":
-            self._relay_body(body)
+            self._to_aiohttp(body, framed=True)
             return
         self.body = self.body + body if self.body else body
         if len(self.body) > self.limits.max_body:
@@ -310,7 +305,7 @@ class Connection(asyncio.Protocol):
         self.deadline = math.inf
         if self.route == "aiohttp":
             if self.chunked:
-                self._relay_send(b"0\r\n\r\n")
+                self._to_aiohttp(b"0\r\n\r\n")
             self._reset()
             return
         slot = self.slot
@@ -425,7 +420,7 @@ class Connection(asyncio.Protocol):
                 if self.transport is not None:
                     self.transport.close()
                 return
-            self._relay_send(POISON)
+            self._to_aiohttp(POISON)
             return
         slot = self.slot
         if slot is None or slot.data is not None:
@@ -443,7 +438,7 @@ class Connection(asyncio.Protocol):
         """Reading pauses while the client does not read its answers, while too many
         requests wait for theirs, or while too much waits to be handed to aiohttp."""
         transport = self.transport
-        if transport is None or self.relay_attached:
+        if transport is None or (self.relay is not None and self.relay.attached):
             return
         below = len(self.queue) < self.limits.max_pipeline
         if self.unfed and below and not self.feeding_due:
@@ -453,7 +448,7 @@ class Connection(asyncio.Protocol):
             self.write_paused
             or not below
             or bool(self.unfed)
-            or self.relay_held_bytes > _RELAY_BUFFER
+            or (self.relay is not None and self.relay.too_much_held)
         )
         if pause != self.read_paused:
             self.read_paused = pause
@@ -469,65 +464,54 @@ class Connection(asyncio.Protocol):
         self.deadline = math.inf
         if self.in_message:
             self._fail(refusal(408, "request_timeout", "the request did not arrive in time"))
-        elif not self.queue and not self.relay_attached:
+        elif not self.queue and not self._handed_over:
             self.transport.close()  # idle
 
     def shutdown(self) -> None:
         """No new requests; close once the answers owed are written."""
         self.shutting = True
-        if self.transport is None or self.relay_attached:
+        if self.transport is None or self._handed_over:
             return  # aiohttp shuts its own connections down
         for slot in self.queue:
             slot.close, slot.connection = True, wire.CLOSE
         if not self.queue and not self.in_message:
             self.transport.close()
 
-    # ---- handing the line to aiohttp
+    # ---- handing the line to aiohttp (handover.py)
+    @property
+    def _handed_over(self) -> bool:
+        return self.relay is not None and self.relay.attached
+
     def _relay_head(self, version: str) -> None:
         if self.relay is None:
-            self.relay = self.front.server()
-        head = [b"%s %s HTTP/%s\r\n" % (self.parser.get_method(), self.target, version.encode())]
-        head += [
-            b"%s: %s\r\n" % (name, value)
-            for name, value in self.raw_headers
-            if name.lower() != b"upgrade"  # not spoken; aiohttp must not switch either
-        ]
-        head.append(b"\r\n")
-        self._relay_send(b"".join(head))
+            self.relay = Relay(self.front.server())
+        self.relay.head(self.parser.get_method(), self.target, version, self.raw_headers)
         self.head_sent = True
         if not self.queue:
             self._attach()
 
-    def _relay_body(self, body: bytes) -> None:
-        if self.chunked:  # framed again as it came (llhttp took the framing off)
-            self._relay_send(b"%x\r\n%s\r\n" % (len(body), body))
-        else:
-            self._relay_send(body)
-
-    def _relay_send(self, data: bytes) -> None:
-        if self.relay_attached:
-            assert self.relay is not None
-            self.relay.data_received(data)
-            return
-        self.relay_held.append(data)
-        self.relay_held_bytes += len(data)
-        self._update_reading()
-
     def _attach(self) -> None:
         relay, transport = self.relay, self.transport
-        if self.relay_attached or relay is None or transport is None:
+        if relay is None or relay.attached or transport is None:
             return
         if self.read_paused:
             self.read_paused = False
             transport.resume_reading()
-        self.relay_attached = True
         if not self.in_message:
             self.deadline = math.inf  # idle connections are aiohttp's to close now
-        relay.connection_made(transport)
+        relay.attach(transport)
         self.front.handed_over(self)
-        held, self.relay_held, self.relay_held_bytes = self.relay_held, [], 0
-        for data in held:
-            relay.data_received(data)
+
+    def _to_aiohttp(self, data: bytes, framed: bool = False) -> None:
+        """Bytes of a request aiohttp answers (`framed`: a body piece, framed again if the
+        request was chunked); while held, reading pauses once too much waits."""
+        assert self.relay is not None
+        if framed:
+            self.relay.body(data, self.chunked)
+        else:
+            self.relay.send(data)
+        if not self.relay.attached:
+            self._update_reading()
 
 
 def _text(value: bytes | None) -> str | None:
