@@ -10,10 +10,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 ACKS = ("leader", "replica")
+CLAIM_IDLE_MS = 30_000
 
 
 class ConfigError(Exception):
@@ -48,8 +49,11 @@ def _kept(path: Path, make: str) -> str:
     return make
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
+    """Everything a flashsale process is configured with; one block of defaults (the field
+    defaults below, which `load` also reads). Frozen: a changed copy is `replace()`d."""
+
     data_dir: Path
     redis_url: str | None
     database_url: str
@@ -63,7 +67,7 @@ class Settings:
     ip_burst: int = 5000
     trusted_proxies: list[str] = field(default_factory=list)  # their X-Forwarded-For counts
     max_in_flight: int = 1024  # API requests one gateway process works on at once
-    claim_idle_ms: int = 30_000
+    claim_idle_ms: int = CLAIM_IDLE_MS  # a dead worker's batch is taken over after this
     replica_timeout_s: float = 5.0  # acks=replica: a purchase no replica has by then is 504
     retention_s: float = 604_800.0  # a drop closed this long, all settled, is compacted
     http_idle_s: float = 75.0  # a keep-alive connection with nothing to do is closed after this
@@ -77,6 +81,14 @@ class Settings:
     def up_pid_file(self) -> Path:
         return self.data_dir / "up.pid"
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as the environment of a `flashsale` process started from here (the
+        bench's and the tests' servers): what `load` reads back into the same settings."""
+        env = {f"FLASHSALE_{f.name.upper()}": _env_value(getattr(self, f.name))
+               for f in fields(self) if getattr(self, f.name) is not None}  # fmt: skip
+        env["FLASHSALE_HOST_KEYS"] = env.pop("FLASHSALE_HOST_KEYS").replace(" ", "")
+        return env
+
     def require_redis(self) -> str:
         if self.redis_url:
             return self.redis_url
@@ -85,6 +97,12 @@ class Settings:
         raise ConfigError(
             "no Redis: set FLASHSALE_REDIS_URL, or run `flashsale up` with this data dir"
         )
+
+
+def _env_value(value: object) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def load(
@@ -121,17 +139,17 @@ def load(
         or _kept(base / "token_secret", secrets.token_urlsafe(32)),
         host_keys=host_keys,
         acks=acks,
-        buyer_rate=number("FLASHSALE_BUYER_RATE", 5.0),
-        buyer_burst=int(number("FLASHSALE_BUYER_BURST", 20)),
-        ip_rate=number("FLASHSALE_IP_RATE", 1000.0),
-        ip_burst=int(number("FLASHSALE_IP_BURST", 5000)),
+        buyer_rate=number("FLASHSALE_BUYER_RATE", Settings.buyer_rate),
+        buyer_burst=int(number("FLASHSALE_BUYER_BURST", Settings.buyer_burst)),
+        ip_rate=number("FLASHSALE_IP_RATE", Settings.ip_rate),
+        ip_burst=int(number("FLASHSALE_IP_BURST", Settings.ip_burst)),
         trusted_proxies=_trusted_proxies(),
-        max_in_flight=max(1, int(number("FLASHSALE_MAX_IN_FLIGHT", 1024))),
-        claim_idle_ms=int(number("FLASHSALE_CLAIM_IDLE_MS", 30_000)),
-        replica_timeout_s=number("FLASHSALE_REPLICA_TIMEOUT_S", 5.0),
-        retention_s=number("FLASHSALE_RETENTION_S", 604_800.0),
-        http_idle_s=number("FLASHSALE_HTTP_IDLE_S", 75.0),
-        http_read_s=number("FLASHSALE_HTTP_READ_S", 10.0),
+        max_in_flight=max(1, int(number("FLASHSALE_MAX_IN_FLIGHT", Settings.max_in_flight))),
+        claim_idle_ms=int(number("FLASHSALE_CLAIM_IDLE_MS", Settings.claim_idle_ms)),
+        replica_timeout_s=number("FLASHSALE_REPLICA_TIMEOUT_S", Settings.replica_timeout_s),
+        retention_s=number("FLASHSALE_RETENTION_S", Settings.retention_s),
+        http_idle_s=number("FLASHSALE_HTTP_IDLE_S", Settings.http_idle_s),
+        http_read_s=number("FLASHSALE_HTTP_READ_S", Settings.http_read_s),
     )
 
 

@@ -14,7 +14,7 @@ import aiohttp
 import redis.asyncio
 from aiohttp import web
 
-from flashsale.config import Settings
+from flashsale.config import CLAIM_IDLE_MS, Settings
 from flashsale.engine import AuditReport, SettlementWorker, audit, wait_settled
 from flashsale.gateway.auth import Auth
 from flashsale.redis_server import free_port
@@ -146,7 +146,7 @@ async def start_stack(
     worker: bool = True,
     buyer_rate: float = 1000.0,
     buyer_burst: int = 1000,
-    claim_idle_ms: int = 30_000,
+    claim_idle_ms: int = CLAIM_IDLE_MS,
     sweep_interval: float = 0.05,
     **more_settings: Any,
 ) -> Stack:

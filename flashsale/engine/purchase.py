@@ -3,7 +3,7 @@
 Batching. The purchases of one drop that arrive in one event-loop tick share one script
 call, so a burst costs a round trip per tick rather than per tap: each request queues here,
 and the flush that runs at the end of the tick sends every drop's queue as one batch (at most
-`max_batch` purchases each). While MAX_IN_FLIGHT batches of a drop are on their way, the
+`max_batch` purchases each). While BATCHES_IN_FLIGHT batches of a drop are on their way, the
 next one fills up and goes when one of them lands (group commit): taps that trickle in
 share a call too, at the cost of at most one round trip of waiting. The script is atomic,
 so a batch is decided whole or not at all: a failed batch answers all of its requests 503
@@ -56,7 +56,7 @@ RECHECK_DELAYS = (0.05, 0.2, 0.5, 1.0)  # then every RECHECK_DELAYS[-1] until Re
 # purchase is answered within 30 s whatever Redis does.
 UNDECIDED_AFTER_S = 20.0
 MAX_BATCH = 256  # purchases per script call: Redis runs nothing else while a script runs
-MAX_IN_FLIGHT = 2  # batches of one drop on their way to Redis at once, per process
+BATCHES_IN_FLIGHT = 2  # batches of one drop on their way to Redis at once, per process
 DOWN_S = 0.25  # after a failed connect, purchases are refused this long without trying
 
 Request = tuple[str, str, int, str]  # order id, buyer, quantity, idempotency key ("" = none)
@@ -157,7 +157,7 @@ class Purchaser:
         if len(queue) >= self.max_batch:
             del self._queues[drop_id]
             self._send(drop_id, queue)
-        elif self._in_flight.get(drop_id, 0) < MAX_IN_FLIGHT:
+        elif self._in_flight.get(drop_id, 0) < BATCHES_IN_FLIGHT:
             self._flush_soon()
 
     def _node(self, drop_id: str) -> str:
@@ -172,7 +172,7 @@ class Purchaser:
     def _flush(self) -> None:
         self._flush_due = False
         for drop_id in list(self._queues):
-            if self._in_flight.get(drop_id, 0) < MAX_IN_FLIGHT:
+            if self._in_flight.get(drop_id, 0) < BATCHES_IN_FLIGHT:
                 self._send(drop_id, self._queues.pop(drop_id))
 
     def _send(self, drop_id: str, queue: list[Waiting]) -> None:

@@ -29,6 +29,7 @@ from typing import Any, cast
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
+from flashsale.config import CLAIM_IDLE_MS
 from flashsale.engine.drops import DropIds
 from flashsale.engine.errors import REDIS_ERRORS
 from flashsale.engine.keys import GROUP, DropKeys, probe_key
@@ -163,7 +164,7 @@ class SettlementWorker:
     drops: DropIds
     consumer: str = field(default_factory=consumer_name)
     batch: int = 200  # entries per stream per read (a batch of purchases is one entry)
-    claim_idle_ms: int = 30_000
+    claim_idle_ms: int = CLAIM_IDLE_MS
     block_ms: int = 100  # single Redis: how long a read waits for new entries
     idle_sleep: float = 0.005  # cluster: first pause after a read found nothing ...
     max_idle_sleep: float = 0.1  # ... doubling up to this while nothing comes

@@ -13,17 +13,18 @@ from flashsale.gateway.clients import ClientAddress
 from flashsale.gateway.ratelimit import RateLimiter
 from flashsale.metrics import metrics
 
-MAX_IN_FLIGHT = 1024
-
 
 @dataclass
 class Gateway:
+    """One gateway process's parts, built by run/gateway.py from the Settings: the engine,
+    the store, who may call, the rate limits, and the bound on requests in flight."""
+
     engine: Engine
     store: OrderStore
     auth: Auth
     limiter: RateLimiter
     clients: ClientAddress
-    max_in_flight: int = MAX_IN_FLIGHT  # API requests this process works on at once
+    max_in_flight: int  # API requests this process works on at once (Settings)
     in_flight: int = 0
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set on shutdown
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from flashsale.config import Settings
 from flashsale.redis_server import RedisServer
@@ -47,7 +48,7 @@ async def up(settings: Settings, host: str, port: int, workers: int = 1) -> None
     server.start()
     pid_file = settings.up_pid_file
     pid_file.write_text(str(os.getpid()))
-    settings.redis_url = server.url
+    settings = replace(settings, redis_url=server.url)
     settings.runtime_redis_file.write_text(server.url)
     try:
         async with connected(settings) as parts:

@@ -12,7 +12,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from flashsale.config import Settings
 from flashsale.gateway.auth import Auth
 from flashsale.loadtest import season_bench, settle_bench
 from flashsale.loadtest.bench.generators import BENCH_BUYERS, CEILINGS, Measured, own
@@ -163,13 +162,7 @@ def main(args: argparse.Namespace) -> int:
         if args.no_seed:
             return 0
         console.print("seed scenario: 38,000 units, 380,000 attempts, limit 2, burst")
-        settings = Settings(
-            data_dir=work / "data",
-            redis_url=rig.redis.url,
-            database_url=rig.env["FLASHSALE_DATABASE_URL"],
-            token_secret=rig.secret,
-            host_keys=[rig.host_key],
-        )
+        settings = rig.settings
         sc = Scenario(
             url=url, connections=conns, processes=procs, stock=38_000, attempts=380_000, limit=2
         )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import aiohttp
 
+from flashsale.config import Settings
 from flashsale.redis_server import RedisServer, free_port
 
 
@@ -70,19 +71,22 @@ class Rig:
     host_key: str
     gateway: subprocess.Popen[bytes]
     worker: subprocess.Popen[bytes]
+    settings: Settings  # what the gateway and the worker run with
 
 
 def start_rig(stack: ExitStack, work: Path, procs: int) -> Rig:
     redis = RedisServer(work / f"redis-{procs}").start()
     stack.callback(redis.stop)
     secret, host_key = secrets.token_urlsafe(32), "hk_" + secrets.token_urlsafe(24)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")} | {
-        "FLASHSALE_REDIS_URL": redis.url,
-        "FLASHSALE_DATABASE_URL": f"sqlite:///{work / f'orders-{procs}.db'}",
-        "FLASHSALE_TOKEN_SECRET": secret,
-        "FLASHSALE_HOST_KEYS": host_key,
-        "FLASHSALE_DATA_DIR": str(work / f"data-{procs}"),
-    }
+    settings = Settings(
+        data_dir=work / f"data-{procs}",
+        redis_url=redis.url,
+        database_url=f"sqlite:///{work / f'orders-{procs}.db'}",
+        token_secret=secret,
+        host_keys=[host_key],
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")}
+    env |= settings.to_env()
     port = free_port()
     cli = [sys.executable, "-m", "flashsale"]
     serve = [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(procs)]
@@ -90,5 +94,6 @@ def start_rig(stack: ExitStack, work: Path, procs: int) -> Rig:
     worker = start(stack, [*cli, "worker"], env)
     wait_port(port, gateway)
     return Rig(
-        procs, f"http://127.0.0.1:{port}", port, redis, env, secret, host_key, gateway, worker
-    )
+        procs, f"http://127.0.0.1:{port}", port, redis, env, secret, host_key, gateway, worker,
+        settings,
+    )  # fmt: skip
