@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -14,7 +14,7 @@ import redis
 
 from flashsale.redis_server import RedisServer, free_port
 from tests.proxy import Proxy
-from tests.stack import Stack, start_stack
+from tests.stack import MakeStack, Stack, start_stack
 
 PG_ADMIN = os.environ.get("FLASHSALE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -77,9 +77,6 @@ def store_url(request: pytest.FixtureRequest) -> str:
     """Each store in turn, for tests that must hold for both."""
     name = {"sqlite": "sqlite_url", "postgres": "pg_url"}[request.param]
     return str(request.getfixturevalue(name))
-
-
-MakeStack = Callable[..., Awaitable[Stack]]
 
 
 @pytest.fixture

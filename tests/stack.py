@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,3 +178,7 @@ async def start_stack(
 
     stack._closers.append(join)
     return stack
+
+
+# What the `make_stack` fixture (conftest.py) hands a test: start_stack with its defaults.
+MakeStack = Callable[..., Awaitable[Stack]]

@@ -10,8 +10,8 @@ import redis
 
 from flashsale.engine import DropKeys
 from tests.cluster import start_cluster
-from tests.conftest import MakeStack
 from tests.invariants import Answer, assert_invariants
+from tests.stack import MakeStack
 
 
 @pytest.fixture(scope="module")

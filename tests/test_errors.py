@@ -8,8 +8,7 @@ import jwt
 import pytest
 
 from flashsale.redis_server import free_port
-from tests.conftest import MakeStack
-from tests.stack import SECRET, Reply, Stack
+from tests.stack import SECRET, MakeStack, Reply, Stack
 
 
 def error(reply: Reply, status: int, code: str) -> None:

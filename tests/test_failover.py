@@ -23,9 +23,8 @@ from flashsale.redis_server import RedisServer
 from tests import processes
 from tests.burst import Fleet, until
 from tests.cluster import Cluster, start_cluster
-from tests.conftest import MakeStack
 from tests.invariants import Answer, assert_invariants
-from tests.stack import Stack
+from tests.stack import MakeStack, Stack
 
 DROPS, STOCK, LIMIT, ATTEMPTS, BUYERS = 9, 120, 2, 2400, 700
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 import random
 
-from tests.conftest import MakeStack
 from tests.invariants import Answer, assert_invariants
 from tests.lines import Line, buying, request
-from tests.stack import Reply
+from tests.stack import MakeStack, Reply
 
 CONNECTIONS = 150
 PIPELINED = 4  # requests written at once on a connection, before reading the answers

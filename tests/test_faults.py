@@ -20,10 +20,9 @@ import pytest
 from flashsale.engine import GROUP, DropKeys, backlog, iter_orders, orders_of, text
 from flashsale.redis_server import RedisServer, free_port
 from tests.burst import LOST, Burst, Fleet, Service, assert_contract, plan_taps, until
-from tests.conftest import MakeStack
 from tests.processes import run
 from tests.proxy import Proxy
-from tests.stack import HOST_KEY, Stack
+from tests.stack import HOST_KEY, MakeStack, Stack
 
 # A drop: 3,000 taps from 800 buyers (a fifth of them resends of an earlier tap), 1 or 2
 # units each, limit 3 a buyer, 1,500 units: demand passes both the stock and the limits.

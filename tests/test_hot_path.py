@@ -8,10 +8,9 @@ import random
 import time
 
 from flashsale.engine import DOWN_S, Shut
-from tests.conftest import MakeStack
 from tests.invariants import Answer, assert_invariants
 from tests.proxy import Proxy
-from tests.stack import Stack
+from tests.stack import MakeStack, Stack
 
 
 async def script_calls(stack: Stack) -> int:

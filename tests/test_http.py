@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from flashsale.gateway.fastpath.connection import FEED_BYTES
-from tests.conftest import MakeStack
 from tests.lines import Line, buying, request
-from tests.stack import Stack, redis_busy
+from tests.stack import MakeStack, Stack, redis_busy
 
 
 def refused(answer: dict[str, Any], status: int, code: str) -> None:

@@ -7,8 +7,8 @@ import asyncio
 import random
 import time
 
-from tests.conftest import MakeStack
 from tests.invariants import Answer, assert_invariants
+from tests.stack import MakeStack
 
 
 async def test_burst_keeps_every_invariant(make_stack: MakeStack, store_url: str) -> None:

@@ -9,10 +9,9 @@ import time
 import redis.asyncio
 
 from flashsale.gateway.ratelimit import WINDOW_S
-from tests.conftest import MakeStack
 from tests.invariants import Answer, assert_invariants
 from tests.proxy import Proxy
-from tests.stack import Reply, Stack
+from tests.stack import MakeStack, Reply, Stack
 
 
 async def counted(redis_url: str, client: str) -> int:

@@ -14,8 +14,7 @@ import aiohttp
 import pytest
 
 import flashsale.gateway.live
-from tests.conftest import MakeStack
-from tests.stack import Stack
+from tests.stack import MakeStack, Stack
 
 
 @dataclass

@@ -27,9 +27,8 @@ from flashsale.loadtest.run import Outcome, run
 from flashsale.loadtest.scenario import Scenario, load
 from flashsale.loadtest.thresholds import Threshold
 from flashsale.redis_server import free_port
-from tests.conftest import MakeStack
 from tests.processes import flashsale_env
-from tests.stack import HOST_KEY, SECRET, Stack
+from tests.stack import HOST_KEY, SECRET, MakeStack, Stack
 
 
 async def _run(stack: Stack, **fields: object) -> Outcome:

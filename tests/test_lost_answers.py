@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from tests.conftest import MakeStack
 from tests.invariants import Answer, assert_invariants
 from tests.proxy import Proxy
+from tests.stack import MakeStack
 
 
 @pytest.mark.parametrize("forward_first", [True, False], ids=["answer-lost", "request-lost"])

@@ -15,9 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from flashsale.gateway.auth import Auth
 from flashsale.redis_server import free_port
-from tests.conftest import MakeStack
 from tests.processes import flashsale_env, spawn_logged, wait_ready
-from tests.stack import Reply, Stack
+from tests.stack import MakeStack, Reply, Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import MakeStack
-from tests.stack import Stack
+from tests.stack import MakeStack, Stack
 
 
 async def test_unpaid_hold_is_released_by_the_sweeper(stack: Stack) -> None:

@@ -21,8 +21,8 @@ import redis
 
 from flashsale.engine import iter_orders
 from flashsale.redis_server import RedisServer, free_port
-from tests.conftest import MakeStack
 from tests.invariants import Answer, assert_invariants
+from tests.stack import MakeStack
 
 
 @pytest.fixture

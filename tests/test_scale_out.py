@@ -14,7 +14,7 @@ import pytest
 from flashsale.engine import DropKeys
 from tests.burst import Burst, Fleet, assert_contract, plan_taps
 from tests.cluster import Cluster, start_cluster
-from tests.conftest import MakeStack
+from tests.stack import MakeStack
 
 TAPS, BUYERS, STOCK, LIMIT = 2000, 600, 1000, 3
 

@@ -16,9 +16,8 @@ from flashsale.engine import Compactor, DropKeys
 from flashsale.redis_server import RedisServer, free_port
 from tests.burst import Burst, Fleet, assert_contract, plan_taps, until
 from tests.cluster import Cluster, start_cluster
-from tests.conftest import MakeStack
 from tests.invariants import Answer, assert_invariants
-from tests.stack import Stack
+from tests.stack import MakeStack, Stack
 
 
 async def _past_drops(stack: Stack, n: int, stock: int = 5) -> list[str]:

@@ -24,9 +24,8 @@ from flashsale.engine import (
     open_store,
     orders_of,
 )
-from tests.conftest import MakeStack
 from tests.processes import flashsale_env, run, spawn
-from tests.stack import Stack
+from tests.stack import MakeStack, Stack
 
 
 def _order(status: str, **kw: object) -> Order:
