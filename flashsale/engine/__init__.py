@@ -14,7 +14,7 @@ from flashsale.engine.drops import Mark
 from flashsale.engine.engine import Engine
 from flashsale.engine.errors import REDIS_ERRORS, NeverSent, Unavailable, Undecided
 from flashsale.engine.ids import is_drop_id, new_order_ids
-from flashsale.engine.keys import GROUP, DropKeys
+from flashsale.engine.keys import GROUP, DropKeys, rate_window
 from flashsale.engine.live import MAX_RATE, Watch
 from flashsale.engine.models import (
     LIVE_ORDER_STATUSES,
@@ -33,6 +33,7 @@ from flashsale.engine.settlement import (
     backlog_by_node,
     entry_id,
     oldest_unsettled_ms,
+    settled_events,
     wait_settled,
 )
 from flashsale.engine.specs import DropSpec, PurchaseSpec, RestockSpec, Text64
@@ -86,8 +87,10 @@ __all__ = [
     "open_store",
     "orders_of",
     "pause",
+    "rate_window",
     "reopen",
     "rfc3339",
+    "settled_events",
     "text",
     "wait_settled",
 ]

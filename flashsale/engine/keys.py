@@ -17,6 +17,9 @@ STATUS_CHANNEL = f"{PREFIX}:status"
 # pub/sub: LIVE_CHANNEL + drop id gets "<remaining> <sold> <status>" after every script
 # that changed them (lib.lua publish_live), for /live
 LIVE_CHANNEL = f"{PREFIX}:live:"
+# counter: order stream entries every settlement worker has acknowledged, ever (/metrics);
+# one plain INCRBY per batch, never touched inside a script
+SETTLED = f"{PREFIX}:settled"
 
 
 def probe_key(key: str) -> str:
@@ -24,6 +27,12 @@ def probe_key(key: str) -> str:
     a replica has every earlier write of the node that owns it (replicas.py)."""
     tag = key[key.index("{") : key.index("}") + 1]
     return f"{PREFIX}:{tag}:replicated"
+
+
+def rate_window(shard: int, window: int) -> str:
+    """One shard of the shared rate-limit counts of one window (rate.lua): its own hash tag,
+    so a cluster spreads the shards over its nodes."""
+    return f"{PREFIX}:rl:{{rl{shard}}}:{window}"
 
 
 def room_index(room: str) -> str:

@@ -1,7 +1,9 @@
-"""Orders as Redis holds them right now: reading one, paying a reserved one."""
+"""Orders: reading one (from Redis, or the store once settled and compacted), paying a
+reserved one."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import cast
 
 from flashsale.engine.ids import drop_of_order
@@ -10,6 +12,7 @@ from flashsale.engine.models import Order, PayOutcome, decode_order
 from flashsale.engine.redis import RedisClient
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.status_feed import StatusFeed
+from flashsale.engine.store import OrderStore
 
 
 class Orders:
@@ -26,6 +29,13 @@ class Orders:
             return None
         packed = await self._redis.hget(DropKeys.of(drop_id).orders, order_id)
         return decode_order(cast(bytes, packed)) if packed else None
+
+    async def find(self, order_id: str, store: OrderStore) -> tuple[Order | None, bool]:
+        """An order as the API shows it, and whether the store has it yet: Redis's copy
+        while it has one (the newest state: a payment not settled yet), else the store's
+        (a compacted drop's)."""
+        stored, live = await asyncio.gather(store.get(order_id), self.get(order_id))
+        return live or stored, stored is not None
 
     async def pay(self, order_id: str, buyer: str) -> tuple[PayOutcome, Order | None]:
         """Returns (outcome, order): paid, not_found, not_payable or expired.

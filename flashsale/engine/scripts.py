@@ -28,6 +28,8 @@ class Scripts:
         self.sweep = load("sweep")
         self.compact = load("compact")
         self.restore = load("restore")
+        # not about one drop: its own keys (keys.rate_window), without lib.lua
+        self.rate = redis.register_script((_LUA / "rate.lua").read_text(encoding="utf-8"))
 
     @staticmethod
     async def call(script: Any, drop_id: str, *args: Any, client: RedisClient | None = None) -> Any:

@@ -32,7 +32,7 @@ from redis.exceptions import ResponseError
 from flashsale.config import CLAIM_IDLE_MS
 from flashsale.engine.drops import DropIds
 from flashsale.engine.errors import REDIS_ERRORS
-from flashsale.engine.keys import GROUP, DropKeys, probe_key
+from flashsale.engine.keys import GROUP, SETTLED, DropKeys, probe_key
 from flashsale.engine.models import orders_of
 from flashsale.engine.redis import RedisClient, node_name, text
 from flashsale.engine.replicas import WAIT_S, ReplicaAcks, ReplicaTimeout
@@ -133,6 +133,12 @@ async def oldest_unsettled_ms(redis: RedisClient, drops: DropIds) -> int | None:
         return None
     seconds, micros = await redis.time()  # after the reads: an age is never understated
     return max(0, seconds * 1000 + micros // 1000 - oldest)
+
+
+async def settled_events(redis: RedisClient) -> int:
+    """Order stream entries every worker has acknowledged, ever: a counter that only grows,
+    whatever drops come and go."""
+    return int(await redis.get(SETTLED) or 0)
 
 
 async def wait_settled(
@@ -276,7 +282,9 @@ class SettlementWorker:
             *(self.redis.xack(s, GROUP, *[i for i, _ in entries]) for s, entries in work)
         )
         self.settled += len(orders)
-        return sum(len(entries) for _, entries in work)
+        done = sum(len(entries) for _, entries in work)
+        await self.redis.incrby(SETTLED, done)  # counted after the acks: never ahead of them
+        return done
 
     async def _replicated(self, streams: list[str], read_from: dict[str, str | None]) -> set[str]:
         """The streams whose entries a failover can no longer take back: one small write per

@@ -33,7 +33,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(gw.engine.feed.run(stop, gw.engine.url)),
         asyncio.create_task(gw.engine.active.run(stop, gw.engine.url)),
-        asyncio.create_task(gw.limiter.run(gw.engine.redis, stop)),
+        asyncio.create_task(gw.limiter.run(gw.engine.scripts.rate, stop)),
     ]
     yield
     stop.set()

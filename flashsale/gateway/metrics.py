@@ -19,12 +19,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from flashsale.engine import (
-    GROUP,
     REDIS_ERRORS,
     DropKeys,
     Engine,
     backlog_by_node,
     oldest_unsettled_ms,
+    settled_events,
     text,
 )
 from flashsale.gateway.state import gateway
@@ -75,7 +75,7 @@ async def from_redis(engine: Engine) -> list[Metric]:
     by_node, lag_ms, read = await asyncio.gather(
         backlog_by_node(redis, engine.active),
         oldest_unsettled_ms(redis, engine.active),
-        _settled(engine, ids),
+        settled_events(redis),
     )
     nodes = GaugeMetricFamily(
         "flashsale_settlement_node_backlog",
@@ -100,29 +100,14 @@ async def from_redis(engine: Engine) -> list[Metric]:
             value=(lag_ms or 0) / 1000,
         ),
     ]
-    if read is not None:
-        families.append(
-            CounterMetricFamily(
-                "flashsale_stream_settled_events",
-                "Order events every settlement worker has acknowledged, over all drops.",
-                value=read,
-            )
+    families.append(
+        CounterMetricFamily(
+            "flashsale_stream_settled_events",
+            "Order events every settlement worker has acknowledged, over all drops, ever.",
+            value=read,
         )
+    )
     return families
-
-
-async def _settled(engine: Engine, ids: list[str]) -> int | None:
-    """Acknowledged entries: read by the group minus still pending (Redis 7's entries-read;
-    None on older servers, which do not count reads)."""
-    total = 0
-    for drop_id in ids:
-        groups = await engine.redis.xinfo_groups(DropKeys.of(drop_id).events)
-        for group in groups:
-            if text(group["name"]) == GROUP:
-                if group.get("entries-read") is None:
-                    return None
-                total += int(group["entries-read"]) - int(group["pending"])
-    return total
 
 
 def exposition(families: list[Metric]) -> bytes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flashsale.engine import Order
 from flashsale.gateway.errors import ApiError, json_response
 from flashsale.gateway.state import gateway
 
@@ -18,11 +17,10 @@ async def get(request: web.Request) -> web.Response:
     gw = gateway(request)
     who = gw.auth.identify(request.headers.get("Authorization"))
     order_id = request.match_info["id"]
-    stored = await gw.store.get(order_id)
-    order: Order | None = await gw.engine.orders.get(order_id) or stored
+    order, settled = await gw.engine.orders.find(order_id, gw.store)
     if order is None or (who.role == "buyer" and order.buyer != who.id):
         raise NOT_FOUND
-    return json_response({"order": {**order.public(), "settled": stored is not None}})
+    return json_response({"order": {**order.public(), "settled": settled}})
 
 
 @routes.post("/v1/orders/{id}/pay")

@@ -21,12 +21,11 @@ import math
 import time
 import zlib
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import Any
 
 import msgspec
 
-from flashsale.engine import REDIS_ERRORS, RedisClient
+from flashsale.engine import REDIS_ERRORS, rate_window
 from flashsale.gateway.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -35,7 +34,6 @@ WINDOW_S = 10.0
 SYNC_S = 0.1
 SHARDS = 8  # counters spread over this many hash tags, so a cluster shares the work
 _PRUNE_AT = 100_000
-_RATE_LUA = (files("flashsale.engine") / "lua" / "rate.lua").read_text(encoding="utf-8")
 _pack = msgspec.msgpack.Encoder().encode
 
 
@@ -109,9 +107,9 @@ class RateLimiter:
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
         self._blocked = {k: until for k, until in self._blocked.items() if until > now}
 
-    async def run(self, redis: RedisClient, stop: asyncio.Event) -> None:
-        """Shares the counts with every other gateway until `stop` is set."""
-        script = redis.register_script(_RATE_LUA)
+    async def run(self, script: Any, stop: asyncio.Event) -> None:
+        """Shares the counts with every other gateway until `stop` is set (`script`: the
+        engine's rate.lua, Scripts.rate)."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.sync_s)
@@ -138,7 +136,7 @@ class RateLimiter:
             math.ceil(self.window_s * 2),
         )
         overs = await asyncio.gather(*(
-            script(keys=[f"fs:rl:{{rl{n}}}:{window}"], args=(_pack(counts), *args))
+            script(keys=[rate_window(n, window)], args=(_pack(counts), *args))
             for n, counts in shards.items()
         ))  # fmt: skip
         until = time.monotonic() + ends_in
