@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from flashsale.engine.audit import INVARIANTS, AuditReport, audit
 from flashsale.engine.compaction import Compactor, reopen
+from flashsale.engine.core import Engine
 from flashsale.engine.drops import Mark
-from flashsale.engine.engine import Engine
 from flashsale.engine.errors import REDIS_ERRORS, NeverSent, Unavailable, Undecided
 from flashsale.engine.ids import is_drop_id, new_order_ids
 from flashsale.engine.keys import GROUP, DropKeys, rate_window

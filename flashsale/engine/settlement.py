@@ -165,6 +165,11 @@ Work = list[tuple[str, Entries]]  # (stream, its entries), streams with no entri
 
 @dataclass
 class SettlementWorker:
+    """One consumer of the settlement group: reads the streams of the drops it is given
+    (those with work, in a worker process), writes each batch into the store in one
+    transaction and acknowledges it only then; takes over a dead consumer's entries after
+    `claim_idle_ms`; trims what everyone has acknowledged. Any number may run."""
+
     redis: RedisClient
     store: OrderStore
     drops: DropIds

@@ -51,6 +51,10 @@ class StatusFeed:
         self._tasks: set[asyncio.Task[None]] = set()
         self.subscribed = asyncio.Event()
 
+    def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
     def refusal(self, drop_id: str, buyer: str, key: str | None) -> Outcome | None:
         """The outcome to answer without Redis, or None when Redis must decide."""
         shut = self.shut.get(drop_id)

@@ -16,6 +16,10 @@ from flashsale.engine.sweeper import Sweeper
 
 
 class Engine:
+    """A process's engine: one Redis client and what runs against it (the purchaser, the
+    drops, orders, the status and live feeds, the drops with work, the sweeper). Built once
+    per process from the Redis URL; the gateway and the worker each hold one."""
+
     def __init__(
         self, redis: RedisClient, url: str, acks: str = "leader", replica_timeout_s: float = 5.0
     ) -> None:
@@ -42,6 +46,7 @@ class Engine:
         await self.redis.ping()
 
     async def close(self) -> None:
+        self.feed.close()  # its reads in flight would only log the closing connection
         if self.pipe is not None:
             self.pipe.close()
         await self.live.close()
