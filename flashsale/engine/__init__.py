@@ -9,6 +9,14 @@ Code outside the engine uses only the names below (checked by tests/test_public_
 from __future__ import annotations
 
 from flashsale.engine.audit import INVARIANTS, AuditReport, audit
+from flashsale.engine.backlog import (
+    backlog,
+    backlog_by_node,
+    entry_id,
+    oldest_unsettled_ms,
+    settled_events,
+    wait_settled,
+)
 from flashsale.engine.compaction import Compactor, reopen
 from flashsale.engine.core import Engine
 from flashsale.engine.drops import Mark
@@ -27,15 +35,7 @@ from flashsale.engine.models import (
 )
 from flashsale.engine.purchase import DOWN_S, Decision, Outcome
 from flashsale.engine.redis import RedisClient, connect, text
-from flashsale.engine.settlement import (
-    SettlementWorker,
-    backlog,
-    backlog_by_node,
-    entry_id,
-    oldest_unsettled_ms,
-    settled_events,
-    wait_settled,
-)
+from flashsale.engine.settlement import SettlementWorker
 from flashsale.engine.specs import DropSpec, PurchaseSpec, RestockSpec, Text64
 from flashsale.engine.status_feed import Shut
 from flashsale.engine.stopping import pause

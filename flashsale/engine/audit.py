@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from flashsale.engine.backlog import backlog
 from flashsale.engine.drops import Drops
 from flashsale.engine.keys import DropKeys
 from flashsale.engine.models import Drop, Order, decode_order
 from flashsale.engine.redis import RedisClient, text
-from flashsale.engine.settlement import backlog
 from flashsale.engine.store import OrderStore
 from flashsale.engine.store.base import iter_orders
 
