@@ -35,6 +35,7 @@ from flashsale.engine.models import (
 )
 from flashsale.engine.purchase import DOWN_S, Decision, Outcome
 from flashsale.engine.redis import RedisClient, connect, text
+from flashsale.engine.scripts import Scripts
 from flashsale.engine.settlement import SettlementWorker
 from flashsale.engine.specs import DropSpec, PurchaseSpec, RestockSpec, Text64
 from flashsale.engine.status_feed import Shut
@@ -69,6 +70,7 @@ __all__ = [
     "Refusal",
     "RestockSpec",
     "SQLiteStore",
+    "Scripts",
     "SettlementWorker",
     "Shut",
     "Text64",
