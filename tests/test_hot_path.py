@@ -160,6 +160,28 @@ async def test_a_missed_message_is_corrected_by_the_periodic_check(stack: Stack)
     assert (await stack.buy(drop["id"], "a")).status == 201
 
 
+async def test_a_closed_drop_nobody_taps_is_forgotten_and_learnt_again(
+    make_stack: MakeStack,
+) -> None:
+    """A season of closed drops must not keep every one's keys in every gateway: untapped
+    for `idle_s`, a drop is forgotten; the next tap asks Redis, which teaches it again."""
+    stack = await make_stack(worker=False, buyer_rate=0)
+    feed = stack.engine.feed
+    feed.verify_every, feed.idle_s = 0.1, 0.5
+    drop = await stack.new_drop(stock=5)
+    assert (await stack.buy(drop["id"], "a", key="k")).status == 201
+    await stack.call("POST", f"/v1/drops/{drop['id']}/close", None, stack.as_host)
+    await until(lambda: drop["id"] in feed.shut)
+    for _ in range(5):  # tapped: kept
+        assert (await stack.buy(drop["id"], "b")).code == "not_live"
+        await asyncio.sleep(0.2)
+    assert drop["id"] in feed.shut
+    await until(lambda: drop["id"] not in feed.shut, within=3.0)  # untapped: forgotten
+    assert (await stack.buy(drop["id"], "b")).code == "not_live"  # Redis says so, and...
+    await until(lambda: drop["id"] in feed.shut)  # ...it is learnt again
+    assert (await stack.buy(drop["id"], "a", key="k")).status == 200  # replays still find
+
+
 async def test_a_remembered_token_still_expires(stack: Stack) -> None:
     drop = await stack.new_drop(stock=5, per_buyer_limit=5)
     headers = {"Authorization": f"Bearer {stack.token('brief', ttl=1)}"}

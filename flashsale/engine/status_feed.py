@@ -10,7 +10,9 @@ made an order, which gets that order again (200). So on sell-out a gateway reads
 used keys once; no key can be added while nothing remains. Any change of status (a restock,
 a reopen, a released hold) clears the drop at once, and so does a lost subscription: a
 gateway that may have missed a message asks Redis again. A check every `verify_every`
-seconds catches what pub/sub could still miss.
+seconds catches what pub/sub could still miss, and forgets a drop nobody has tapped for
+`idle_s`: a season of closed drops must not keep every one's keys in every gateway (the
+next tap on it asks Redis, and it is learnt again).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any, NamedTuple, cast
 
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 
 # The outcome a purchase of a drop in each refusing status gets (purchase.lua's order).
 REFUSING: dict[DropStatus, Outcome] = {"sold_out": "sold_out", "closed": "not_live"}
+IDLE_S = 60.0  # a drop refused here for nobody this long is forgotten
 
 
 class Shut(NamedTuple):
@@ -40,11 +44,18 @@ class Shut(NamedTuple):
 
 class StatusFeed:
     def __init__(
-        self, redis: RedisClient, *, max_keys: int = 1_000_000, verify_every: float = 1.0
+        self,
+        redis: RedisClient,
+        *,
+        max_keys: int = 1_000_000,
+        verify_every: float = 1.0,
+        idle_s: float = IDLE_S,
     ) -> None:
         self._redis = redis
         self.max_keys = max_keys
         self.verify_every = verify_every
+        self.idle_s = idle_s
+        self._tapped: dict[str, float] = {}  # drop -> monotonic time of its last refusal here
         self.shut: dict[str, Shut] = {}
         self._generation: dict[str, int] = {}  # bumped by every message about a drop
         self._learning: set[str] = set()
@@ -60,6 +71,7 @@ class StatusFeed:
         shut = self.shut.get(drop_id)
         if shut is None:
             return None
+        self._tapped[drop_id] = time.monotonic()
         if key is not None and (shut.used_keys is None or f"{buyer}\n{key}" in shut.used_keys):
             return None  # perhaps a replay
         return REFUSING[shut.status]
@@ -68,6 +80,7 @@ class StatusFeed:
         """A change this process made itself (restock, open, close): ask Redis from now on."""
         self._generation[drop_id] = self._generation.get(drop_id, 0) + 1
         self.shut.pop(drop_id, None)
+        self._tapped.pop(drop_id, None)
 
     def heard(self, drop_id: str, status: str) -> None:
         self.forget(drop_id)
@@ -109,9 +122,14 @@ class StatusFeed:
             return
         if self._generation.get(drop_id, 0) == generation:
             self.shut[drop_id] = Shut(cast(DropStatus, status), used)
+            self._tapped[drop_id] = time.monotonic()
 
     async def _verify(self) -> None:
+        now = time.monotonic()
         for drop_id, shut in list(self.shut.items()):
+            if now - self._tapped.get(drop_id, now) > self.idle_s:
+                self.forget(drop_id)  # untapped a while: its keys are not worth holding
+                continue
             status = await self._redis.hget(DropKeys.of(drop_id).drop, "status")
             if status is None or text(status) != shut.status:
                 self.forget(drop_id)
