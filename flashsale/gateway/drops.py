@@ -35,6 +35,7 @@ CURSOR = re.compile(r"s[0-9]{1,18}")
 DROPS_PAGE_MAX = 1_000
 # A drop cursor is "t<its index score>:<its id>" (engine/drops.py `Mark`).
 DROP_CURSOR = re.compile(r"t([0-9]{1,12}(?:\.[0-9]{1,9})?):([a-z0-9]{1,32})")
+NOT_A_CURSOR = "after is not a cursor this API gave out"
 CSV_COLUMNS = (
     "id",
     "buyer",
@@ -79,19 +80,16 @@ async def list_drops(request: web.Request) -> web.Response:
 
 
 def _drop_cursor(mark: Mark) -> str:
-    return base64.urlsafe_b64encode(f"t{mark[0]!r}:{mark[1]}".encode()).decode().rstrip("=")
+    return _encode_cursor(f"t{mark[0]!r}:{mark[1]}")
 
 
 def _drop_mark(cursor: str | None) -> Mark | None:
     if cursor is None:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if (m := DROP_CURSOR.fullmatch(raw)) and is_drop_id(m[2]):
-            return float(m[1]), m[2]
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise invalid("after is not a cursor this API gave out")
+    m = _decode_cursor(cursor, DROP_CURSOR)
+    if not is_drop_id(m[2]):
+        raise invalid(NOT_A_CURSOR)
+    return float(m[1]), m[2]
 
 
 async def view(gw: Gateway, drop_id: str) -> Answer:
@@ -131,19 +129,27 @@ async def restock(request: web.Request) -> web.Response:
 
 
 def _cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
+    return _encode_cursor(f"s{seq}")
 
 
 def _after(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
+    return 0 if cursor is None else int(_decode_cursor(cursor, CURSOR)[0][1:])
+
+
+def _encode_cursor(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, shape: re.Pattern[str]) -> re.Match[str]:
+    """A cursor's text, if it is one this API gave out (base64url of `shape`); else 400."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if CURSOR.fullmatch(raw):
-            return int(raw[1:])
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise invalid("after is not a cursor this API gave out")
+        raise invalid(NOT_A_CURSOR) from None
+    m = shape.fullmatch(raw)
+    if m is None:
+        raise invalid(NOT_A_CURSOR)
+    return m
 
 
 def _csv_cell(value: object) -> object:
