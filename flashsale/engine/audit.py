@@ -154,7 +154,7 @@ async def audit(
             continue
         keys = DropKeys.of(did)
         stored = {o.id: o async for o in iter_orders(store, did)}
-        if await redis.hexists(keys.drop, "compacted"):
+        if await drops.is_compacted(did):
             # Only the record is left in Redis: the store's orders answer for the rest, and
             # the drop's counts and limits are checked against them.
             decided = stored

@@ -7,7 +7,7 @@ import time
 from typing import Protocol, cast
 
 from flashsale.engine.ids import is_drop_id, new_drop_id
-from flashsale.engine.keys import DROP_INDEX, GROUP, room_index
+from flashsale.engine.keys import DROP_INDEX, GROUP, DropKeys, room_index
 from flashsale.engine.models import Drop
 from flashsale.engine.redis import RedisClient, text
 from flashsale.engine.scripts import Scripts
@@ -82,6 +82,10 @@ class Drops:
 
     async def restock(self, drop_id: str, quantity: int) -> Drop | None:
         return await self._op(drop_id, "restock", quantity)
+
+    async def is_compacted(self, drop_id: str) -> bool:
+        """Whether only the drop's record is left in Redis (compaction.py)."""
+        return bool(await self._redis.hexists(DropKeys.of(drop_id).drop, "compacted"))
 
     async def ids(self, room: str | None = None) -> list[str]:
         """Drop ids, oldest first: every drop, or those of one room."""
