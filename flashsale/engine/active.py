@@ -24,9 +24,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from flashsale.engine.backlog import settle_group
 from flashsale.engine.drops import Drops
 from flashsale.engine.errors import REDIS_ERRORS
-from flashsale.engine.keys import GROUP, LIVE_CHANNEL, STATUS_CHANNEL, DropKeys
+from flashsale.engine.keys import LIVE_CHANNEL, STATUS_CHANNEL, DropKeys
 from flashsale.engine.redis import RedisClient, subscriber, text
 from flashsale.engine.stopping import pause
 
@@ -67,11 +68,11 @@ async def with_work(redis: RedisClient, ids: list[str]) -> set[str]:
 def _unsettled(groups: Any) -> bool:
     if isinstance(groups, Exception):  # no stream: nothing to settle
         return False
-    for g in groups:
-        if text(g["name"]) == GROUP:
-            lag = g.get("lag")
-            return int(g.get("pending") or 0) > 0 or lag is None or int(lag) > 0
-    return False
+    g = settle_group(groups)
+    if g is None:
+        return False
+    lag = g.get("lag")  # None (Redis 6.2, or trimmed past the group): taken as some
+    return int(g.get("pending") or 0) > 0 or lag is None or int(lag) > 0
 
 
 class ActiveDrops:
@@ -106,17 +107,14 @@ class ActiveDrops:
             await self.reconcile()
         return list(self._members)
 
-    async def _with_work(self, ids: list[str]) -> set[str]:
-        return await with_work(self._redis, ids)
-
     async def reconcile(self) -> None:
         """The full pass: every drop read, the set made exactly the drops with work (plus any
         heard of meanwhile)."""
         before = dict(self._heard)
         every = await self._drops.ids()
-        busy = await self._with_work(every)
+        busy = await with_work(self._redis, every)
         heard_since = {d for d, n in self._heard.items() if before.get(d) != n}
-        self._members = dict.fromkeys(d for d in every if d in busy or d in heard_since)
+        self._members = dict.fromkeys(d for d in every if d in busy)
         self._members.update(dict.fromkeys(heard_since))
         self._heard = {d: n for d, n in self._heard.items() if d in self._members}
         self.passes += 1
@@ -126,7 +124,7 @@ class ActiveDrops:
         `on_leave` hook (the worker's final trim of their streams) runs on them first."""
         members = list(self._members)
         before = {d: self._heard.get(d, 0) for d in members}
-        busy = await self._with_work(members)
+        busy = await with_work(self._redis, members)
         leaving = [d for d in members if d not in busy]
         if leaving and self.on_leave is not None:
             await self.on_leave(leaving)

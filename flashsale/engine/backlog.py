@@ -25,6 +25,11 @@ async def group_of(redis: RedisClient, stream: str) -> dict[str, Any] | None:
         if "no such key" in str(e).lower():
             return None
         raise
+    return settle_group(groups)
+
+
+def settle_group(groups: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The settlement group's entry among a stream's XINFO GROUPS reply."""
     for group in groups:
         if group["name"] in (GROUP, GROUP.encode()):
             return cast(dict[str, Any], group)
@@ -129,6 +134,7 @@ __all__ = [
     "entry_id",
     "group_of",
     "oldest_unsettled_ms",
+    "settle_group",
     "settled_events",
     "wait_settled",
 ]

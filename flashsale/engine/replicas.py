@@ -103,14 +103,21 @@ class ReplicaAcks:
         now = asyncio.get_running_loop().time()
         if now >= until and name not in self._probing:
             self._unreplicated[name] = now + UNREPLICATED_S
-            task = asyncio.get_running_loop().create_task(self._probe(name, probe_key(key)))
+            task = asyncio.get_running_loop().create_task(self._probe(name, key))
             self._probing[name] = task
             task.add_done_callback(lambda _: self._probing.pop(name, None))
         return True
 
-    async def _probe(self, name: str, probe: str) -> None:
+    async def probe(self, key: str, node: str | None = None) -> None:
+        """One small write in `key`'s slot, then one WAIT: returns if a replica has every
+        earlier write of the node (raises ReplicaTimeout if not). With `node`, only if that
+        node still owns the slot."""
+        probe = probe_key(key)
+        await self.run(probe, [("SET", probe, "probe", "PX", 60_000)], {}, within=WAIT_S, node=node)
+
+    async def _probe(self, name: str, key: str) -> None:
         try:  # acknowledged: run() lifts the mark; not: it renews it
-            await self.run(probe, [("SET", probe, "probe", "PX", 60_000)], {}, within=WAIT_S)
+            await self.probe(key)
         except ReplicaTimeout:
             pass
         except (*REDIS_ERRORS, OSError) as e:  # out of reach: purchases find that out at once

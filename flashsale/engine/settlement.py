@@ -33,10 +33,10 @@ from flashsale.config import CLAIM_IDLE_MS
 from flashsale.engine.backlog import Entries, backlog, entry_id, group_of
 from flashsale.engine.drops import DropIds
 from flashsale.engine.errors import REDIS_ERRORS
-from flashsale.engine.keys import GROUP, SETTLED, DropKeys, probe_key
+from flashsale.engine.keys import GROUP, SETTLED, DropKeys
 from flashsale.engine.models import orders_of
 from flashsale.engine.redis import RedisClient, node_name, text
-from flashsale.engine.replicas import WAIT_S, ReplicaAcks, ReplicaTimeout
+from flashsale.engine.replicas import ReplicaAcks, ReplicaTimeout
 from flashsale.engine.stopping import pause
 from flashsale.engine.store import OrderStore
 
@@ -192,16 +192,15 @@ class SettlementWorker:
         no longer owns the slot, its streams wait for the next round's read."""
         assert self.replicas is not None
         replicas = self.replicas
-        by_node: dict[str | None, tuple[str, list[str]]] = {}
+        by_node: dict[str | None, list[str]] = {}
         for stream in streams:
-            by_node.setdefault(read_from.get(stream), (probe_key(stream), []))[1].append(stream)
+            by_node.setdefault(read_from.get(stream), []).append(stream)
 
-        async def safe(node: str | None, probe: str) -> bool:
+        async def safe(node: str | None, mine: list[str]) -> bool:
             if node is None:  # no node was known to own it (mid-failover)
                 return False
             try:
-                await replicas.run(probe, [("SET", probe, self.consumer, "PX", 60_000)], {},
-                                   within=WAIT_S, node=node)  # fmt: skip
+                await replicas.probe(mine[0], node=node)
                 return True
             except ReplicaTimeout as e:
                 return not await replicas.promotable(e)
@@ -210,8 +209,8 @@ class SettlementWorker:
                 return False
 
         nodes = list(by_node.items())
-        verdicts = await asyncio.gather(*(safe(node, probe) for node, (probe, _) in nodes))
-        return {s for (_, (_, mine)), ok in zip(nodes, verdicts, strict=True) if ok for s in mine}
+        verdicts = await asyncio.gather(*(safe(node, mine) for node, mine in nodes))
+        return {s for (_, mine), ok in zip(nodes, verdicts, strict=True) if ok for s in mine}
 
     async def trim(self, drop_ids: list[str] | None = None) -> int:
         """Removes from each drop stream (of `drop_ids`, else of every drop it visits) the
