@@ -21,7 +21,6 @@ import os
 import secrets
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -35,14 +34,14 @@ from redis.asyncio import Redis
 
 from flashsale.engine import (
     Compactor,
-    DropSpec,
     Engine,
     OrderStore,
-    new_order_ids,
     open_store,
     wait_settled,
 )
 from flashsale.loadtest import cpu
+from flashsale.loadtest.procs import flashsale, running
+from flashsale.loadtest.settle_bench import buy, new_drop
 from flashsale.redis_server import RedisServer, free_port
 
 IDLE_S = 10.0  # how long the idle worker's CPU is measured
@@ -61,46 +60,11 @@ def _env(redis_url: str, db_url: str, work: Path, **extra: str) -> dict[str, str
     }
 
 
-@contextmanager
-def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "flashsale", *args], env=env, stdout=out,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-async def _drop(engine: Engine, stock: int, open_it: bool = True) -> str:
-    spec = DropSpec(sku="SEASON", title="season bench", price=100, currency="EUR", stock=stock,
-                    per_buyer_limit=stock)  # fmt: skip
-    drop = await engine.drops.create(spec)
-    if open_it:
-        await engine.drops.open(drop.id)
-    return drop.id
-
-
-async def _buy(engine: Engine, drop_id: str, buyers: range, keyed: bool = True) -> list[str]:
-    ids = new_order_ids(drop_id, len(buyers))
-    requests = [
-        (oid, f"b{n}", 1, f"k{n}" if keyed else "") for oid, n in zip(ids, buyers, strict=True)
-    ]
-    decisions = await engine.purchaser.decide_once(drop_id, 0, requests)
-    return [d.order.id for d in decisions if d.order is not None]
-
-
 async def _history(engine: Engine, n: int) -> None:
     """`n` past drops: two orders each, then closed."""
     for start in range(0, n, 100):
-        ids = await asyncio.gather(*(_drop(engine, 5) for _ in range(min(100, n - start))))
-        await asyncio.gather(*(_buy(engine, d, range(2)) for d in ids))
+        ids = await asyncio.gather(*(new_drop(engine, 5) for _ in range(min(100, n - start))))
+        await asyncio.gather(*(buy(engine, d, range(2), keyed=True) for d in ids))
         await asyncio.gather(*(engine.drops.close(d) for d in ids))
 
 
@@ -109,7 +73,7 @@ async def _lag_ms(engine: Engine, store: OrderStore, drop_id: str, n: int) -> li
     lags = []
     for i in range(n):
         began = time.perf_counter()
-        (order_id,) = await _buy(engine, drop_id, range(10_000_000 + i, 10_000_001 + i))
+        (order_id,) = await buy(engine, drop_id, range(10_000_000 + i, 10_000_001 + i), keyed=True)
         while await store.get(order_id) is None:  # noqa: ASYNC110 (the store has no event)
             await asyncio.sleep(0.001)
         lags.append((time.perf_counter() - began) * 1000)
@@ -130,7 +94,7 @@ async def idle(
         await store.open()
         try:
             worker = stack.enter_context(
-                _process(["worker"], _env(redis.url, db, work), work / "worker-idle.log")
+                running(flashsale("worker"), _env(redis.url, db, work), work / "worker-idle.log")
             )
             made = 0
             for size in sizes:
@@ -141,7 +105,7 @@ async def idle(
                 before = cpu.seconds(pids)
                 await asyncio.sleep(idle_s)
                 share = (cpu.seconds(pids) - before) / idle_s
-                live = await _drop(engine, 100_000)
+                live = await new_drop(engine, 100_000)
                 lags = await _lag_ms(engine, store, live, LAG_ORDERS)
                 await engine.drops.close(live)
                 lines.append(
@@ -205,14 +169,14 @@ async def memory(work: Path, night: int, drops: int = 100, quiet_s: float = QUIE
         engine = Engine.from_url(redis.url)
         try:
             stack.enter_context(
-                _process(["worker"], _env(redis.url, db, work), work / "worker-night.log")
+                running(flashsale("worker"), _env(redis.url, db, work), work / "worker-night.log")
             )
             empty = _used_memory(redis)
             each = night // drops
-            ids = [await _drop(engine, each) for _ in range(drops)]
+            ids = [await new_drop(engine, each) for _ in range(drops)]
             for drop_id in ids:
                 for start in range(0, each, FILL):
-                    await _buy(engine, drop_id, range(start, min(each, start + FILL)))
+                    await buy(engine, drop_id, range(start, min(each, start + FILL)), keyed=True)
             left = await wait_settled(engine.redis, engine.drops, 600)
             await asyncio.sleep(quiet_s)  # the worker trims what it settled
             settled, settled_keys = await _resting_memory(engine, redis), _keys_bytes(redis)
@@ -248,9 +212,9 @@ def soak(work: Path, seconds: float, rate: float, round_s: float = 60.0) -> list
     rounds: list[str] = []
     try:
         with (
-            _process(["serve", "--host", "127.0.0.1", "--port", str(port)], env,
-                     work / "gateway-soak.log") as gateway,
-            _process(["worker"], env, work / "worker-soak.log") as worker,
+            running(flashsale("serve", "--host", "127.0.0.1", "--port", str(port)), env,
+                    work / "gateway-soak.log") as gateway,
+            running(flashsale("worker"), env, work / "worker-soak.log") as worker,
         ):  # fmt: skip
             began = time.monotonic()
             time.sleep(2.0)
@@ -260,11 +224,11 @@ def soak(work: Path, seconds: float, rate: float, round_s: float = 60.0) -> list
                 out = work / f"round{n}.json"
                 attempts = int(rate * round_s)
                 load = subprocess.Popen(
-                    [sys.executable, "-m", "flashsale", "loadtest", "--quiet",
+                    flashsale("loadtest", "--quiet",
                      "--url", f"http://127.0.0.1:{port}", "--stock", str(attempts),
                      "--attempts", str(attempts), "--limit", "2", "--arrival", "rate",
                      "--rate", str(rate), "--duration", f"{round_s:g}s", "--connections", "32",
-                     "--seed", str(n), "--json", str(out)],
+                     "--seed", str(n), "--json", str(out)),
                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                 )  # fmt: skip
                 while load.poll() is None:

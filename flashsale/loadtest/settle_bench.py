@@ -69,21 +69,26 @@ class SettleFigures:
         )
 
 
-async def _new_drop(engine: Engine, stock: int) -> str:
-    spec = DropSpec(sku="BENCH", title="settlement bench", price=100, currency="EUR", stock=stock)
+async def new_drop(engine: Engine, stock: int) -> str:
+    """An open drop of `stock` units, straight through the engine."""
+    spec = DropSpec(sku="BENCH", title="bench", price=100, currency="EUR", stock=stock)
     drop = await engine.drops.create(spec)
     await engine.drops.open(drop.id)
     return drop.id
 
 
-async def _buy(engine: Engine, drop_id: str, first_buyer: int, n: int) -> None:
-    """n purchases of one unit by new buyers, in one call of the purchase script."""
-    ids = new_order_ids(drop_id, n)
-    requests = [(oid, f"b{first_buyer + i}", 1, "") for i, oid in enumerate(ids)]
+async def buy(engine: Engine, drop_id: str, buyers: range, keyed: bool = False) -> list[str]:
+    """One purchase of one unit by each buyer `b<n>` (under key `k<n>` if `keyed`), in one
+    call of the purchase script; returns the order ids, and raises if any was refused."""
+    ids = new_order_ids(drop_id, len(buyers))
+    requests = [
+        (oid, f"b{n}", 1, f"k{n}" if keyed else "") for oid, n in zip(ids, buyers, strict=True)
+    ]
     decisions = await engine.purchaser.decide_once(drop_id, 0, requests)
     refused = [d.outcome for d in decisions if d.outcome != "created"]
     if refused:
         raise RuntimeError(f"purchases refused: {refused[:3]}")
+    return [d.order.id for d in decisions if d.order is not None]
 
 
 @asynccontextmanager
@@ -109,9 +114,9 @@ async def _caught_up(engine: Engine, poll: float) -> None:
 
 async def _throughput(engine: Engine, store: OrderStore, orders: int) -> float:
     """Seconds one worker takes to settle `orders` purchases waiting in a stream."""
-    drop_id = await _new_drop(engine, orders)
+    drop_id = await new_drop(engine, orders)
     for start in range(0, orders, FILL_BATCH):
-        await _buy(engine, drop_id, start, min(FILL_BATCH, orders - start))
+        await buy(engine, drop_id, range(start, min(orders, start + FILL_BATCH)))
     began = time.perf_counter()
     async with _running(engine, store) as worker:
         await _caught_up(engine, poll=0.005)
@@ -131,7 +136,7 @@ async def _feed(engine: Engine, drop_id: str, rate: float, total: int) -> float:
     while sent < total:
         tick += 1
         due = min(total, round(rate * TICK * tick)) - sent
-        await _buy(engine, drop_id, sent, due)
+        await buy(engine, drop_id, range(sent, sent + due))
         sent += due
         await asyncio.sleep(max(0.0, began + tick * TICK - loop.time()))
     return total / (loop.time() - began)
@@ -148,7 +153,7 @@ async def _live(
 ) -> tuple[float, int, list[int]]:
     """Feeds purchases at `rate` while a worker settles them; (rate, orders, lag samples)."""
     total = round(rate * seconds)
-    drop_id = await _new_drop(engine, total)
+    drop_id = await new_drop(engine, total)
     samples: list[int] = []
     done = asyncio.Event()
     async with _running(engine, store):

@@ -7,7 +7,6 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from flashsale.config import Settings
+from flashsale.loadtest.procs import flashsale, start
 from flashsale.redis_server import RedisServer, free_port
 
 
@@ -29,22 +29,6 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], within: float = 20.0) ->
                 return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listens on port {port} after {within:g}s")
-
-
-def start(
-    stack: ExitStack, args: list[str], env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-    stack.callback(stop)
-    return proc
 
 
 async def new_drop(url: str, host_key: str, **spec: object) -> str:
@@ -88,10 +72,9 @@ def start_rig(stack: ExitStack, work: Path, procs: int) -> Rig:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_")}
     env |= settings.to_env()
     port = free_port()
-    cli = [sys.executable, "-m", "flashsale"]
-    serve = [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(procs)]
+    serve = flashsale("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(procs))
     gateway = start(stack, serve, env)
-    worker = start(stack, [*cli, "worker"], env)
+    worker = start(stack, flashsale("worker"), env)
     wait_port(port, gateway)
     return Rig(
         procs, f"http://127.0.0.1:{port}", port, redis, env, secret, host_key, gateway, worker,
