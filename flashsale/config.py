@@ -84,10 +84,8 @@ class Settings:
     def to_env(self) -> dict[str, str]:
         """These settings as the environment of a `flashsale` process started from here (the
         bench's and the tests' servers): what `load` reads back into the same settings."""
-        env = {f"FLASHSALE_{f.name.upper()}": _env_value(getattr(self, f.name))
-               for f in fields(self) if getattr(self, f.name) is not None}  # fmt: skip
-        env["FLASHSALE_HOST_KEYS"] = env.pop("FLASHSALE_HOST_KEYS").replace(" ", "")
-        return env
+        return {f"FLASHSALE_{f.name.upper()}": _env_value(getattr(self, f.name))
+                for f in fields(self) if getattr(self, f.name) is not None}  # fmt: skip
 
     def require_redis(self) -> str:
         if self.redis_url:
@@ -100,7 +98,7 @@ class Settings:
 
 
 def _env_value(value: object) -> str:
-    if isinstance(value, list):
+    if isinstance(value, list):  # host keys, trusted proxies: comma-separated, as `load` reads
         return ",".join(str(v) for v in value)
     return str(value)
 
