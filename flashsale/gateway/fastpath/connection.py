@@ -438,7 +438,7 @@ class Connection(asyncio.Protocol):
         """Reading pauses while the client does not read its answers, while too many
         requests wait for theirs, or while too much waits to be handed to aiohttp."""
         transport = self.transport
-        if transport is None or (self.relay is not None and self.relay.attached):
+        if transport is None or self._handed_over:
             return
         below = len(self.queue) < self.limits.max_pipeline
         if self.unfed and below and not self.feeding_due:
