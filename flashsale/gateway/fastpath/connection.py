@@ -1,11 +1,11 @@
 """One client connection on the gateway's port, read with httptools.
 
-The buyer's hot calls (routes.py) are answered here, straight off the socket: no request or
-response objects, no router, no middleware, no task per purchase (the answer is written
-from a callback on the decision's future). Everything else is aiohttp's: the first request
-on a connection that is not a hot call turns the connection over to an aiohttp request
-handler for good, and from then on this parser only frames what it reads, forwarding each
-request to that handler as canonical HTTP/1.1. So every byte on the port is parsed and
+The buyer's hot calls (routes.py) are read here and served by hotcalls.py, straight off the
+socket: no request or response objects, no router, no middleware, no task per purchase.
+Everything else is aiohttp's: the first request on a connection that is not a hot call
+turns the connection over to an aiohttp request handler for good, and from then on this
+parser only frames what it reads, forwarding each request to that handler as canonical
+HTTP/1.1. So every byte on the port is parsed and
 bounded in one place (the limits in wire.py), and what aiohttp serves sees only requests
 that passed them.
 
@@ -22,66 +22,22 @@ import logging
 import math
 import time
 from collections import deque
-from functools import partial
 from typing import TYPE_CHECKING, cast
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
 
-from flashsale.engine import Decision
-from flashsale.gateway import purchase
-from flashsale.gateway.drops import view
-from flashsale.gateway.errors import (
-    BUSY,
-    INTERNAL,
-    TOO_LARGE,
-    Answer,
-    answer_error,
-    refusal,
-    translate,
-)
-from flashsale.gateway.fastpath import wire
-from flashsale.gateway.fastpath.handover import POISON, Relay
-from flashsale.gateway.fastpath.routes import PURCHASE_ROUTE, VIEW_ROUTE, Route, route_of
-from flashsale.logs import REQUEST_ID, request_id
-from flashsale.metrics import metrics
+from flashsale.gateway.errors import INTERNAL, TOO_LARGE, Answer
+from flashsale.gateway.fastpath import hotcalls, wire
+from flashsale.gateway.fastpath.handover import LAST_CHUNK, POISON, Relay, framed
+from flashsale.gateway.fastpath.routes import Route, route_of
+from flashsale.gateway.fastpath.wire import Refused, Slot
 
 if TYPE_CHECKING:
     from flashsale.gateway.fastpath.site import Front
 
 log = logging.getLogger(__name__)
 
-NOT_HTTP = refusal(400, "invalid_request", "the request is not valid HTTP")
-HEADERS_TOO_LARGE = refusal(431, "headers_too_large", "the request's headers are too large")
-# What aiohttp's parser refuses at once (a NUL method): fed to a handler that has this
-# connection, it answers 400 in the contract's JSON, after the answers it owes, and closes.
 FEED_BYTES = 4096
-_WANTED = frozenset({
-    b"authorization", b"idempotency-key", b"x-request-id", b"x-forwarded-for", b"expect",
-    b"content-length", b"transfer-encoding",
-})  # fmt: skip
-
-
-class Refused(Exception):
-    """Raised inside a parser callback to stop reading: the request gets `answer`, and the
-    connection closes after it (nothing after a broken request can be trusted)."""
-
-    def __init__(self, answer: Answer) -> None:
-        super().__init__(answer.outcome)
-        self.answer = answer
-
-
-class Slot:
-    """One request's place in the order answers go out."""
-
-    __slots__ = ("close", "connection", "continue_due", "data", "request_id", "started")
-
-    def __init__(self, started: float, connection: bytes, close: bool) -> None:
-        self.data: bytes | None = None
-        self.started = started
-        self.connection = connection  # the Connection header its answer carries
-        self.close = close
-        self.request_id = ""
-        self.continue_due = False  # Expect: 100-continue, sent once the slot is first
 
 
 class Connection(asyncio.Protocol):
@@ -101,7 +57,7 @@ class Connection(asyncio.Protocol):
         self.relay: Relay | None = None  # aiohttp's side, once the line is handed over
         self.unfed = bytearray()  # read, not yet parsed: waits for the pipeline to drain
         self.feeding_due = False
-        self.headers: dict[bytes, bytes] = {}  # the hot calls' headers (_WANTED), when read
+        self.headers: dict[bytes, bytes] = {}  # what hotcalls.WANTED names, once read
         self.forwarded: list[str] = []
         self.started = 0.0  # perf_counter at the request's first byte
         self._reset()
@@ -212,14 +168,14 @@ class Connection(asyncio.Protocol):
             self._fail(INTERNAL)
             return
         except HttpParserError:
-            self._fail(NOT_HTTP)
+            self._fail(wire.NOT_HTTP)
             return
         # A head still incomplete: httptools holds its partial header line, unbounded; the
         # chunks that arrived wholly inside the head count against max_head too.
         if was_in_head and self.in_message and not self.head_done:
             self.head_fed += len(data)
             if self.head_fed + self.head_bytes > self.limits.max_head:
-                self._fail(HEADERS_TOO_LARGE)
+                self._fail(wire.HEADERS_TOO_LARGE)
 
     # ---- httptools callbacks
     def on_message_begin(self) -> None:
@@ -231,7 +187,7 @@ class Connection(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self.target += url
         if len(self.target) > self.limits.max_url:
-            raise Refused(refusal(414, "uri_too_long", "the request target is too long"))
+            raise Refused(wire.URI_TOO_LONG)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # Called for every header of every request: kept to the least, read once complete.
@@ -241,21 +197,7 @@ class Connection(asyncio.Protocol):
         self.head_bytes += len(name) + len(value) + 4
         limits = self.limits
         if self.head_bytes > limits.max_head or len(self.raw_headers) > limits.max_headers:
-            raise Refused(HEADERS_TOO_LARGE)
-
-    def _read_headers(self) -> None:
-        """The headers the hot calls use (the first of each; every X-Forwarded-For)."""
-        headers: dict[bytes, bytes] = {}
-        forwarded: list[str] = []
-        for name, value in self.raw_headers:
-            lower = name.lower()
-            if lower in _WANTED:
-                value = value.rstrip(b" \t")  # llhttp took the leading white space off
-                if lower == b"x-forwarded-for":
-                    forwarded.append(value.decode("latin-1"))
-                elif lower not in headers:
-                    headers[lower] = value
-        self.headers, self.forwarded = headers, forwarded
+            raise Refused(wire.HEADERS_TOO_LARGE)
 
     def on_headers_complete(self) -> None:
         self.head_done = True
@@ -264,15 +206,15 @@ class Connection(asyncio.Protocol):
         if self.relay is not None:
             route = "aiohttp"  # the line is aiohttp's now
         self.route = route
-        self._read_headers()
+        self.headers, self.forwarded = hotcalls.read_headers(self.raw_headers)
         version = parser.get_http_version()
         if version not in ("1.1", "1.0"):
-            raise Refused(refusal(400, "invalid_request", "only HTTP/1.0 and 1.1 are spoken here"))
+            raise Refused(wire.BAD_VERSION)
         headers = self.headers
         self.chunked = b"transfer-encoding" in headers
         length = int(headers.get(b"content-length", b"0"))  # llhttp checked its digits
         if parser.should_upgrade() and (length or self.chunked):
-            raise Refused(refusal(400, "invalid_request", "protocol upgrades are not supported"))
+            raise Refused(wire.NO_UPGRADE)
         keep = parser.should_keep_alive() and not self.shutting
         if route == "aiohttp":
             self._relay_head(version)
@@ -284,7 +226,7 @@ class Connection(asyncio.Protocol):
         expect = headers.get(b"expect")
         if expect is not None:
             if expect.lower() != b"100-continue":
-                raise Refused(refusal(417, "expectation_failed", "only 100-continue is expected"))
+                raise Refused(wire.BAD_EXPECT)
             if version == "1.1" and (length or self.chunked):
                 slot.continue_due = True
                 if slot is self.queue[0]:
@@ -294,7 +236,7 @@ class Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         if self.route == "aiohttp":
-            self._to_aiohttp(body, framed=True)
+            self._to_aiohttp(framed(body, self.chunked))
             return
         self.body = self.body + body if self.body else body
         if len(self.body) > self.limits.max_body:
@@ -305,83 +247,27 @@ class Connection(asyncio.Protocol):
         self.deadline = math.inf
         if self.route == "aiohttp":
             if self.chunked:
-                self._to_aiohttp(b"0\r\n\r\n")
+                self._to_aiohttp(LAST_CHUNK)
             self._reset()
             return
         slot = self.slot
         assert slot is not None
         slot.continue_due = False
-        self._serve(slot)
+        hotcalls.serve(self, slot)
         self._reset()
 
-    # ---- the hot calls
-    def _serve(self, slot: Slot) -> None:
-        front, gw, h = self.front, self.front.gw, self.headers
-        rid = request_id(_text(h.get(b"x-request-id")))
-        slot.request_id = rid
-        route = PURCHASE_ROUTE if self.route == "purchase" else VIEW_ROUTE
-        if not gw.admit():
-            self._answer(slot, BUSY, route, admitted=False)
-            return
-        try:
-            gw.limiter.check_ip(gw.clients.of(self.peer, self.forwarded))
-            if self.route == "purchase":
-                buyer, quantity, key = purchase.check(
-                    gw, _text(h.get(b"authorization")), _text(h.get(b"idempotency-key")), self.body
-                )
-                done = partial(self._decided, slot)
-                gw.engine.purchaser.submit(self.drop_id, buyer, quantity, key, done)
-            else:
-                task = front.loop.create_task(view(gw, self.drop_id))
-                task.add_done_callback(partial(self._viewed, slot))
-        except Exception as e:
-            self._answer(slot, self._error(e, rid), route)
-
-    def _decided(self, slot: Slot, result: Decision | BaseException) -> None:
-        if isinstance(result, Decision):
-            answer = purchase.answer(result)
-        elif isinstance(result, asyncio.CancelledError):  # stopping mid-batch: no promise
-            self._abandon(slot)
-            return
-        else:
-            answer = self._error(result, slot.request_id)
-        self._answer(slot, answer, PURCHASE_ROUTE)
-
-    def _viewed(self, slot: Slot, task: asyncio.Task[Answer]) -> None:
-        if task.cancelled():
-            self._abandon(slot)
-            return
-        error = task.exception()
-        answer = task.result() if error is None else self._error(error, slot.request_id)
-        self._answer(slot, answer, VIEW_ROUTE)
-
-    @staticmethod
-    def _error(e: BaseException, rid: str) -> Answer:
-        token = REQUEST_ID.set(rid)  # what is logged of it carries the request's id
-        try:
-            api = translate(e) if isinstance(e, Exception) else None
-            if api is not None:
-                return answer_error(api)
-            log.error("unhandled error on the fast path", exc_info=e)
-            return INTERNAL
-        finally:
-            REQUEST_ID.reset(token)
-
-    def _answer(self, slot: Slot, answer: Answer, route: str, admitted: bool = True) -> None:
-        if admitted:  # give its place back
-            self.front.gw.in_flight -= 1
-        outcome = answer.outcome if route == PURCHASE_ROUTE else None
-        metrics().answered(route, time.perf_counter() - slot.started, outcome)
+    # ---- writing, in order
+    def answer(self, slot: Slot, answer: Answer) -> None:
+        """A request's answer, written once every slot before it has been."""
         slot.data = wire.encode(answer, slot.request_id, slot.connection, self.front.clock)
         if self.queue and slot is self.queue[0]:
             self._flush()
 
-    def _abandon(self, slot: Slot) -> None:
-        self.front.gw.in_flight -= 1
+    def abandon(self) -> None:
+        """Stopping mid-decision: no answer can be promised, so the line closes."""
         if self.transport is not None:
             self.transport.close()
 
-    # ---- writing, in order
     def _flush(self) -> None:
         transport, queue = self.transport, self.queue
         if transport is None:
@@ -427,12 +313,9 @@ class Connection(asyncio.Protocol):
             slot = Slot(self.started or time.perf_counter(), wire.CLOSE, True)
             self.queue.append(slot)
         slot.close, slot.connection = True, wire.CLOSE
-        given = next((v for n, v in self.raw_headers if n.lower() == b"x-request-id"), None)
-        slot.request_id = request_id(_text(given and given.strip(b" \t")))
-        slot.data = wire.encode(answer, slot.request_id, slot.connection, self.front.clock)
+        slot.request_id = hotcalls.request_id_in(self.raw_headers)
         self.in_message = False
-        if slot is self.queue[0]:
-            self._flush()
+        self.answer(slot, answer)
 
     def _update_reading(self) -> None:
         """Reading pauses while the client does not read its answers, while too many
@@ -463,7 +346,7 @@ class Connection(asyncio.Protocol):
             return
         self.deadline = math.inf
         if self.in_message:
-            self._fail(refusal(408, "request_timeout", "the request did not arrive in time"))
+            self._fail(wire.TIMED_OUT)
         elif not self.queue and not self._handed_over:
             self.transport.close()  # idle
 
@@ -502,18 +385,9 @@ class Connection(asyncio.Protocol):
         relay.attach(transport)
         self.front.handed_over(self)
 
-    def _to_aiohttp(self, data: bytes, framed: bool = False) -> None:
-        """Bytes of a request aiohttp answers (`framed`: a body piece, framed again if the
-        request was chunked); while held, reading pauses once too much waits."""
+    def _to_aiohttp(self, data: bytes) -> None:
+        """Bytes of a request aiohttp answers; while held, reading pauses once too much waits."""
         assert self.relay is not None
-        if framed:
-            self.relay.body(data, self.chunked)
-        else:
-            self.relay.send(data)
+        self.relay.send(data)
         if not self.relay.attached:
             self._update_reading()
-
-
-def _text(value: bytes | None) -> str | None:
-    """A header value as aiohttp hands it to handlers: UTF-8, bad bytes as surrogates."""
-    return None if value is None else value.decode("utf-8", "surrogateescape")

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 # What aiohttp is sent to end a line on a request that cannot be served: not HTTP, so it
 # answers 400 after what it owes and closes.
 POISON = b"\x00 / HTTP/1.1\r\n\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
 HELD_MAX = 64 * 1024  # bytes held for aiohttp while earlier answers are still owed
 
 
@@ -37,12 +38,6 @@ class Relay:
         lines.append(b"\r\n")
         self.send(b"".join(lines))
 
-    def body(self, body: bytes, chunked: bool) -> None:
-        if chunked:  # framed again as it came (llhttp took the framing off)
-            self.send(b"%x\r\n%s\r\n" % (len(body), body))
-        else:
-            self.send(body)
-
     def send(self, data: bytes) -> None:
         if self.attached:
             self.handler.data_received(data)
@@ -63,4 +58,9 @@ class Relay:
             self.handler.data_received(data)
 
 
-__all__ = ["POISON", "Relay"]
+def framed(body: bytes, chunked: bool) -> bytes:
+    """A piece of a request's body framed again as it came (llhttp took the framing off)."""
+    return b"%x\r\n%s\r\n" % (len(body), body) if chunked else body
+
+
+__all__ = ["LAST_CHUNK", "POISON", "Relay", "framed"]
