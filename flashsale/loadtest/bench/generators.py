@@ -24,8 +24,11 @@ CEILINGS = {
 }  # enough that no buyer nears the per-buyer rate limit
 
 
-@dataclass
+@dataclass(frozen=True)
 class Measured:
+    """One row of the bench's table: what was measured, by which generator, and its figures
+    (`dataclasses.replace` adds the server's side once it is known)."""
+
     target: str
     generator: str
     rps: float
@@ -81,6 +84,7 @@ def own(
     dur: float | None,
     cpus: set[int] | None = None,
     open_loop: bool = False,
+    target: str = "",
 ) -> Measured:
     """Fires for `dur` seconds (or until the workloads end); answers 2xx per second."""
     job = Job("127.0.0.1", port, conns, 0.0, closed_loop=not open_loop, duration=dur, resends=0)
@@ -91,15 +95,15 @@ def own(
     lat = Latency.of(list(records.latency_us))
     p50, p99 = lat.percentiles[50.0] / 1000, lat.percentiles[99.0] / 1000
     cpu_us = records.cpu_s / len(records) * 1e6 if len(records) else None
-    return Measured("", "flashsale loadtest client", ok / span, p50, p99, cpu_us)
+    return Measured(target, "flashsale loadtest client", ok / span, p50, p99, cpu_us)
 
 
-def merge(rounds: tuple[Measured, ...]) -> Measured:
+def merge(rounds: tuple[Measured, ...], target: str) -> Measured:
     """Several rounds as one: mean rate, median percentiles."""
     mid = sorted(rounds, key=lambda m: m.rps)[len(rounds) // 2]
     cpu = [m.cpu_us for m in rounds if m.cpu_us is not None]
     return Measured(
-        mid.target,
+        target,
         mid.generator,
         sum(m.rps for m in rounds) / len(rounds),
         mid.p50_ms,
@@ -115,7 +119,13 @@ _UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
 def run_wrk(
-    url: str, script: Path, procs: int, conns: int, dur: float, cpus: set[int] | None = None
+    url: str,
+    script: Path,
+    procs: int,
+    conns: int,
+    dur: float,
+    cpus: set[int] | None = None,
+    target: str = "",
 ) -> Measured:
     args = [
         "wrk",
@@ -135,7 +145,7 @@ def run_wrk(
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     if rps is None or non2xx:
         raise RuntimeError(f"wrk: unexpected answers:\n{out}")
-    return Measured("", "wrk", float(rps.group(1)), pct.get("50", 0.0), pct.get("99", 0.0))
+    return Measured(target, "wrk", float(rps.group(1)), pct.get("50", 0.0), pct.get("99", 0.0))
 
 
 def lua(body: str, headers: dict[str, str], tokens: list[str] | None = None) -> str:

@@ -12,19 +12,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from flashsale.gateway.auth import Auth
 from flashsale.loadtest import season_bench, settle_bench
-from flashsale.loadtest.bench.generators import BENCH_BUYERS, CEILINGS, Measured, own
+from flashsale.loadtest.bench.generators import BENCH_BUYERS, CEILINGS, Measured
 from flashsale.loadtest.bench.redis_cost import unbatched_cost
 from flashsale.loadtest.bench.rig import Rig, new_drop, start_rig
 from flashsale.loadtest.bench.sections import (
     measure_ceilings,
     measure_purchases,
+    measure_rates,
     measure_scale,
-    purchase_loads,
+    measure_seed,
 )
-from flashsale.loadtest.run import Outcome, run
-from flashsale.loadtest.scenario import Scenario
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -85,8 +83,7 @@ def main(args: argparse.Namespace) -> int:
             console.print(f"(b) purchases: {procs} gateway process(es) + 1 settlement worker")
             rig = start_rig(stack, work, procs)
             drop = asyncio.run(new_drop(rig.url, rig.host_key, stock=10**9, per_buyer_limit=10**6))
-            auth = Auth(rig.secret, [])
-            tokens = [auth.mint(f"bench-{i}", 24 * 3600) for i in range(BENCH_BUYERS)]
+            tokens = [rig.auth.mint(f"bench-{i}", 24 * 3600) for i in range(BENCH_BUYERS)]
             b, lines = measure_purchases(rig, work, conns, dur, bool(wrk), tokens, drop)
             rows += [*ceilings, b]
             hello, bare = (next(m for m in ceilings if m.target == t) for t in CEILINGS.values())
@@ -109,42 +106,10 @@ def main(args: argparse.Namespace) -> int:
         assert rig is not None, "--processes names no process count"
         if rig.redis.process is not None:
             notes.append(asyncio.run(unbatched_cost(rig.redis, drop)))
-        procs, url, port = rig.procs, rig.url, rig.port
-        for rate in args.rates:
-            loads = purchase_loads(port, drop, tokens, procs, f"r{rate}-", rate=rate)
-            m = own(port, loads, max(conns, 256), min(dur, 5.0), open_loop=True)
-            m.target = f"(c) {rate:,} purchases/s held, open loop"
-            rows.append(m)
+        rows += measure_rates(rig, drop, tokens, args.rates, conns, dur)
         if not args.no_scale:
-            auth = Auth(rig.secret, [])
-            rows += measure_scale(
-                url, port, rig.host_key, auth, tokens, procs, conns, dur, rig.redis, args
-            )
-        table = Table(title=f"flashsale bench: {conns} connections")
-        for col in ("target", "generator", "req/s", "p50", "p99", "server CPU"):
-            table.add_column(col, justify="left" if col in ("target", "generator") else "right")
-        for m in rows:
-            server = f"{m.server_cpu_us:.1f} us" if m.server_cpu_us is not None else ""
-            table.add_row(
-                m.target, m.generator, f"{m.rps:,.0f}", f"{m.p50_ms:.2f} ms",
-                f"{m.p99_ms:.2f} ms", server,
-            )  # fmt: skip
-        console.print(table)
-        for note in notes:
-            console.print(note)
-        for m in rows:
-            if m.redis_bytes_per_order is not None:
-                console.print(
-                    f"{m.target}: the drop's keys in Redis hold {m.redis_bytes_per_order:,.0f} "
-                    "bytes per purchase (the order, its key, the buyer's count, "
-                    "the stream entry until settled)"
-                )
-        cpu_us = [m.cpu_us for m in rows if m.cpu_us]
-        if cpu_us:
-            console.print(
-                f"the load tool's client spent {min(cpu_us):.1f} us of CPU per request: "
-                f"one core drives up to {1e6 / min(cpu_us):,.0f} req/s"
-            )
+            rows += measure_scale(rig, tokens, args.scale_buyers, conns, dur)
+        print_rows(console, rows, notes, conns)
 
         if not args.no_settle:
             console.print(
@@ -162,21 +127,36 @@ def main(args: argparse.Namespace) -> int:
         if args.no_seed:
             return 0
         console.print("seed scenario: 38,000 units, 380,000 attempts, limit 2, burst")
-        settings = rig.settings
-        sc = Scenario(
-            url=url, connections=conns, processes=procs, stock=38_000, attempts=380_000, limit=2
-        )
-        outcome: Outcome = asyncio.run(
-            run(
-                sc, host_key=rig.host_key, token_secret=rig.secret, settings=settings, thresholds=[]
+        ok, lines = measure_seed(rig, conns)
+        for line in lines:
+            console.print(line)
+        return 0 if ok else 1
+
+
+def print_rows(console: Console, rows: list[Measured], notes: list[str], conns: int) -> None:
+    """The table of every row measured, then the notes the sections left."""
+    table = Table(title=f"flashsale bench: {conns} connections")
+    for col in ("target", "generator", "req/s", "p50", "p99", "server CPU"):
+        table.add_column(col, justify="left" if col in ("target", "generator") else "right")
+    for m in rows:
+        server = f"{m.server_cpu_us:.1f} us" if m.server_cpu_us is not None else ""
+        table.add_row(
+            m.target, m.generator, f"{m.rps:,.0f}", f"{m.p50_ms:.2f} ms",
+            f"{m.p99_ms:.2f} ms", server,
+        )  # fmt: skip
+    console.print(table)
+    for note in notes:
+        console.print(note)
+    for m in rows:
+        if m.redis_bytes_per_order is not None:
+            console.print(
+                f"{m.target}: the drop's keys in Redis hold {m.redis_bytes_per_order:,.0f} "
+                "bytes per purchase (the order, its key, the buyer's count, "
+                "the stream entry until settled)"
             )
-        )
-        s = outcome.summary
-        sold_out = "not sold out" if s.sellout_s is None else f"sold out in {s.sellout_s:.2f} s"
+    cpu_us = [m.cpu_us for m in rows if m.cpu_us]
+    if cpu_us:
         console.print(
-            f"seed scenario: {sold_out}; {s.requests:,} answers in {s.span_s:.1f} s "
-            f"({s.rps:,.0f}/s), p99 {s.latency.percentiles[99.0] / 1e6:.1f} s from t0"
+            f"the load tool's client spent {min(cpu_us):.1f} us of CPU per request: "
+            f"one core drives up to {1e6 / min(cpu_us):,.0f} req/s"
         )
-        for line in [c.line() for c in outcome.checks] + (outcome.audit_lines or []):
-            console.print(f"  {line}")
-        return 0 if outcome.ok else 1

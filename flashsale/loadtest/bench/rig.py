@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from flashsale.config import Settings
+from flashsale.gateway.auth import Auth
 from flashsale.loadtest.procs import flashsale, start
 from flashsale.redis_server import RedisServer, free_port
 
@@ -56,6 +57,11 @@ class Rig:
     gateway: subprocess.Popen[bytes]
     worker: subprocess.Popen[bytes]
     settings: Settings  # what the gateway and the worker run with
+
+    @property
+    def auth(self) -> Auth:
+        """Mints buyer tokens the rig's gateways accept."""
+        return Auth(self.secret, [])
 
 
 def start_rig(stack: ExitStack, work: Path, procs: int) -> Rig:

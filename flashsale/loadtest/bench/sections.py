@@ -1,19 +1,18 @@
-"""The bench's measured sections over one rig: (a)/(a') the hello worlds, (b) purchases,
-(c) held rates and (d) scale."""
+"""The bench's measured sections: (a)/(a') the hello worlds, then over one rig (b)
+purchases, (c) held rates, (d) scale and the seed night."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 from redis import Redis
 
 from flashsale.engine import DropKeys
-from flashsale.gateway.auth import Auth
 from flashsale.loadtest import cpu
 from flashsale.loadtest.bench.generators import (
     CEILINGS,
@@ -27,7 +26,11 @@ from flashsale.loadtest.bench.generators import (
 )
 from flashsale.loadtest.bench.redis_cost import redis_cost_line, script_stats, wait_redis_settled
 from flashsale.loadtest.bench.rig import Rig, new_drop, start, wait_port
-from flashsale.redis_server import RedisServer, free_port
+from flashsale.loadtest.run import run
+from flashsale.loadtest.scenario import Scenario
+from flashsale.redis_server import free_port
+
+PURCHASE = "(b) flashsale purchase"
 
 
 def purchase_loads(
@@ -53,47 +56,54 @@ def purchase_loads(
     ]
 
 
-def measure_scale(
-    url: str,
-    port: int,
-    host_key: str,
-    auth: Auth,
-    tokens: list[str],
-    procs: int,
-    conns: int,
-    dur: float,
-    redis: RedisServer,
-    args: argparse.Namespace,
+def measure_rates(
+    rig: Rig, drop: str, tokens: list[str], rates: list[int], conns: int, dur: float
 ) -> list[Measured]:
-    """Does the cost of a purchase grow with the drop's stock or with the number of buyers?"""
+    """(c): purchases due at a held rate (open loop), for the latency at that rate."""
+    return [
+        own(
+            rig.port,
+            purchase_loads(rig.port, drop, tokens, rig.procs, f"r{rate}-", rate=rate),
+            max(conns, 256),
+            min(dur, 5.0),
+            open_loop=True,
+            target=f"(c) {rate:,} purchases/s held, open loop",
+        )
+        for rate in rates
+    ]
+
+
+def measure_scale(
+    rig: Rig, tokens: list[str], buyers: list[int], conns: int, dur: float
+) -> list[Measured]:
+    """(d): does the cost of a purchase grow with the drop's stock or with the number of
+    buyers?"""
     rows: list[Measured] = []
+    port, procs = rig.port, rig.procs
     # Stock: the same 1,000 purchases (buyers whose tokens are known) from a small and a huge
     # drop, alternating rounds so a noisy neighbour hurts both alike.
     rounds: dict[int, list[Measured]] = {10**3: [], 10**7: []}
     for _ in range(3):
         for stock, done in rounds.items():
-            drop = asyncio.run(new_drop(url, host_key, stock=stock, per_buyer_limit=1))
+            drop = asyncio.run(new_drop(rig.url, rig.host_key, stock=stock, per_buyer_limit=1))
             loads = purchase_loads(port, drop, tokens[:1000], procs, "s", count=1000)
             done.append(own(port, loads, conns, None))
     for stock, done in rounds.items():
-        m = merge(tuple(done))
-        m.target = f"(d) 1,000 purchases, stock {stock:.0e}"
-        rows.append(m)
+        rows.append(merge(tuple(done), f"(d) 1,000 purchases, stock {stock:.0e}"))
     # Buyers: tokens no gateway has seen yet, dealt in turn. With 10^4 buyers a token comes
     # back every 10^4 purchases; with 10^6, almost never within the run.
-    client = Redis.from_url(redis.url)
-    for n in args.scale_buyers:
-        fresh = [auth.mint(f"scale{n}-{i}", 24 * 3600) for i in range(n)]
-        drop = asyncio.run(new_drop(url, host_key, stock=10**9, per_buyer_limit=10**6))
-        m = own(port, purchase_loads(port, drop, fresh, procs, f"n{n}-"), conns, dur)
+    client = Redis.from_url(rig.redis.url)
+    for n in buyers:
+        fresh = [rig.auth.mint(f"scale{n}-{i}", 24 * 3600) for i in range(n)]
+        drop = asyncio.run(new_drop(rig.url, rig.host_key, stock=10**9, per_buyer_limit=10**6))
+        loads = purchase_loads(port, drop, fresh, procs, f"n{n}-")
+        m = own(port, loads, conns, dur, target=f"(d) {n:,} buyers")
         # The drop's own keys, not Redis as a whole: rate-limit windows come and go beside
         # them, and would make the figure noise.
         keys = DropKeys.of(drop)
         held = sum(int(client.memory_usage(k, samples=0) or 0) for k in keys)
         made = int(client.hget(keys.drop, "seq") or 0)
-        m.target = f"(d) {n:,} buyers"
-        m.redis_bytes_per_order = held / max(1, made)
-        rows.append(m)
+        rows.append(replace(m, redis_bytes_per_order=held / max(1, made)))
     client.close()
     return rows
 
@@ -118,10 +128,13 @@ def measure_ceilings(
         workloads = [Hello(f"127.0.0.1:{port}")] * procs
         pids = [p for server in servers for p in cpu.tree(server.pid)]
         used = cpu.seconds(pids)
-        m = run_wrk(url, script, procs, conns, dur) if wrk else own(port, workloads, conns, dur)
-        m.server_cpu_us = (cpu.seconds(pids) - used) / max(1.0, m.rps * dur) * 1e6
-        m.target = target
-        rows.append(m)
+        m = (
+            run_wrk(url, script, procs, conns, dur, target=target)
+            if wrk
+            else own(port, workloads, conns, dur, target=target)
+        )
+        used = cpu.seconds(pids) - used
+        rows.append(replace(m, server_cpu_us=used / max(1.0, m.rps * dur) * 1e6))
         cores = os.cpu_count() or 1
         if kind == "aiohttp" and pin and wrk and cores >= 2 * procs:
             # The client against wrk, each pinned to cores the server does not use.
@@ -137,9 +150,9 @@ def measure_ceilings(
                 )
                 for _ in range(3)
             ]
-            pinned_wrk, pinned_own = (merge(m) for m in zip(*rounds, strict=True))
-            for m in (pinned_wrk, pinned_own):
-                m.target = "(a) pinned, client cores apart"
+            pinned_wrk, pinned_own = (
+                merge(m, "(a) pinned, client cores apart") for m in zip(*rounds, strict=True)
+            )
             rows += [pinned_wrk, pinned_own]
             client_ratio = pinned_own.rps / pinned_wrk.rps
         for server in servers:
@@ -172,14 +185,15 @@ def measure_purchases(
     if wrk:
         script = work / "purchase.lua"
         script.write_text(lua('{"quantity":1}', {"Content-Type": "application/json"}, tokens))
-        b = run_wrk(f"{rig.url}/v1/drops/{drop}/purchase", script, procs, conns, dur)
+        url = f"{rig.url}/v1/drops/{drop}/purchase"
+        b = run_wrk(url, script, procs, conns, dur, target=PURCHASE)
     else:
-        b = own(rig.port, purchase_loads(rig.port, drop, tokens, procs, "p"), conns, dur)
+        loads = purchase_loads(rig.port, drop, tokens, procs, "p")
+        b = own(rig.port, loads, conns, dur, target=PURCHASE)
     spent = {name: cpu.seconds(pids) - used[name] for name, pids in parts.items()}
     after = script_stats(rig.redis, drop)
     sold = max(1, after[2] - before[2])
-    b.target = "(b) flashsale purchase"
-    b.server_cpu_us = spent["gateway"] / sold * 1e6
+    b = replace(b, server_cpu_us=spent["gateway"] / sold * 1e6)
     lines = [
         f"(b) {procs} process(es), CPU per purchase: "
         + ", ".join(f"{name} {secs / sold * 1e6:.1f} us" for name, secs in spent.items())
@@ -188,3 +202,25 @@ def measure_purchases(
     if redis_cost:
         lines.append(redis_cost)
     return b, lines
+
+
+def measure_seed(rig: Rig, conns: int) -> tuple[bool, list[str]]:
+    """The seed night: 38,000 units, 380,000 attempts, limit 2, in one burst, audited."""
+    sc = Scenario(
+        url=rig.url, connections=conns, processes=rig.procs, stock=38_000, attempts=380_000, limit=2
+    )
+    outcome = asyncio.run(
+        run(
+            sc, host_key=rig.host_key, token_secret=rig.secret, settings=rig.settings, thresholds=[]
+        )
+    )
+    s = outcome.summary
+    sold_out = "not sold out" if s.sellout_s is None else f"sold out in {s.sellout_s:.2f} s"
+    lines = [
+        f"seed scenario: {sold_out}; {s.requests:,} answers in {s.span_s:.1f} s "
+        f"({s.rps:,.0f}/s), p99 {s.latency.percentiles[99.0] / 1e6:.1f} s from t0"
+    ]
+    lines += [
+        f"  {line}" for line in [c.line() for c in outcome.checks] + (outcome.audit_lines or [])
+    ]
+    return outcome.ok, lines
