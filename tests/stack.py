@@ -61,7 +61,7 @@ class Stack:
     http: aiohttp.ClientSession
     worker: SettlementWorker | None
     runner: web.AppRunner
-    _closers: list[Any] = field(default_factory=list)
+    _exits: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -134,8 +134,7 @@ class Stack:
 
     async def close(self) -> None:
         self.stop.set()
-        for closer in reversed(self._closers):
-            await closer()
+        await self._exits.aclose()
 
 
 async def start_stack(
@@ -155,28 +154,28 @@ async def start_stack(
         host_keys=[HOST_KEY], buyer_rate=buyer_rate, buyer_burst=buyer_burst,
         claim_idle_ms=claim_idle_ms, **more_settings,
     )  # fmt: skip
-    ctx = connected(settings)
-    parts = await ctx.__aenter__()
-    port = free_port()
-    runner = await start_site(parts, settings, "127.0.0.1", port)
-    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=400))
-    stack = Stack(settings, parts, f"http://127.0.0.1:{port}", http, None, runner)
-    stack._closers += [lambda: ctx.__aexit__(None, None, None), runner.cleanup, http.close]
-    tasks: list[asyncio.Task[None]] = []
-    if worker:
-        stack.worker = SettlementWorker(
-            parts.engine.redis, parts.store, parts.engine.active, claim_idle_ms=claim_idle_ms,
-            replicas=parts.engine.replicas,
-        )  # fmt: skip
-        parts.engine.active.on_leave = stack.worker.trim
-        parts.engine.sweeper.interval = sweep_interval
-        tasks.append(asyncio.create_task(stack.worker.run(stack.stop)))
-        tasks.append(asyncio.create_task(parts.engine.sweeper.run(stack.stop)))
-
-    async def join() -> None:
-        await asyncio.gather(*tasks)
-
-    stack._closers.append(join)
+    # Whatever fails half-way through closes what was started before it.
+    async with contextlib.AsyncExitStack() as exits:
+        parts = await exits.enter_async_context(connected(settings))
+        port = free_port()
+        runner = await start_site(parts, settings, "127.0.0.1", port)
+        exits.push_async_callback(runner.cleanup)
+        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=400))
+        exits.push_async_callback(http.close)
+        stack = Stack(settings, parts, f"http://127.0.0.1:{port}", http, None, runner)
+        if worker:
+            stack.worker = SettlementWorker(
+                parts.engine.redis, parts.store, parts.engine.active,
+                claim_idle_ms=claim_idle_ms, replicas=parts.engine.replicas,
+            )  # fmt: skip
+            parts.engine.active.on_leave = stack.worker.trim
+            parts.engine.sweeper.interval = sweep_interval
+            tasks = [
+                asyncio.create_task(stack.worker.run(stack.stop)),
+                asyncio.create_task(parts.engine.sweeper.run(stack.stop)),
+            ]
+            exits.push_async_callback(asyncio.gather, *tasks)  # they end once stop is set
+        stack._exits = exits.pop_all()
     return stack
 
 
