@@ -84,7 +84,12 @@ Replays = Callable[[str, str, str], Awaitable[Order | None]]  # drop, buyer, key
 class Purchaser:
     """Every purchase of this process goes through `submit` (or `purchase`, its future):
     refused at once when that needs no Redis, else batched per drop and decided by one call
-    of purchase.lua per batch."""
+    of purchase.lua per batch.
+
+    Read in this order: `submit` queues the request -> `_flush` at the end of the tick (or
+    at once when a batch is full) -> `_send` starts the batch's task -> `_run_batch` gives
+    each request its order id and tells each its answer -> `decide` asks again while the
+    answer is lost -> `decide_once`, one script call (replicated, piped or plain)."""
 
     def __init__(
         self,
