@@ -166,3 +166,19 @@ async def test_the_dashboard_asks_only_for_metrics_the_gateway_serves(stack: Sta
     }
     assert len(asked) >= 8
     assert asked <= served, f"not served: {sorted(asked - served)}"
+
+
+async def test_a_scrape_reads_the_active_set_once(stack: Stack) -> None:
+    """With the set's feed down every reading is a full pass over all drops: a scrape takes
+    all its figures over one reading, and they still count what is there."""
+    from flashsale.engine import Engine
+    from flashsale.gateway.metrics import from_redis
+
+    await stack.buy((await stack.new_drop(stock=5))["id"], "alice")
+    engine = Engine.from_url(stack.settings.redis_url)  # its active set never follows the feed
+    try:
+        families = {f.name: f for f in await from_redis(engine)}
+        assert engine.active.passes == 1
+    finally:
+        await engine.close()
+    assert [s.value for s in families["flashsale_drop_remaining"].samples] == [4]

@@ -19,7 +19,7 @@ from flashsale.engine.backlog import (
 )
 from flashsale.engine.compaction import Compactor, reopen
 from flashsale.engine.core import Engine
-from flashsale.engine.drops import Mark
+from flashsale.engine.drops import Listed, Mark
 from flashsale.engine.errors import REDIS_ERRORS, NeverSent, Unavailable, Undecided
 from flashsale.engine.ids import is_drop_id, new_order_ids
 from flashsale.engine.keys import GROUP, DropKeys, rate_window
@@ -59,6 +59,7 @@ __all__ = [
     "DropKeys",
     "DropSpec",
     "Engine",
+    "Listed",
     "Mark",
     "NeverSent",
     "Order",

@@ -24,6 +24,18 @@ class DropIds(Protocol):
     async def ids(self) -> list[str]: ...
 
 
+class Listed:
+    """Drop ids read once, as DropIds: a /metrics scrape takes its figures over one reading
+    of the active set, not one reading each (a reading is a full pass while the set's feed
+    is down)."""
+
+    def __init__(self, listed: list[str]) -> None:
+        self.listed = listed
+
+    async def ids(self) -> list[str]:
+        return self.listed
+
+
 class Drops:
     def __init__(
         self, redis: RedisClient, scripts: Scripts, feed: StatusFeed | None = None

@@ -22,6 +22,7 @@ from flashsale.engine import (
     REDIS_ERRORS,
     DropKeys,
     Engine,
+    Listed,
     backlog_by_node,
     oldest_unsettled_ms,
     settled_events,
@@ -73,8 +74,8 @@ async def from_redis(engine: Engine) -> list[Metric]:
             remaining.add_metric([drop_id], int(left or 0))
             sold.add_metric([drop_id], int(gone or 0))
     by_node, lag_ms, read = await asyncio.gather(
-        backlog_by_node(redis, engine.active),
-        oldest_unsettled_ms(redis, engine.active),
+        backlog_by_node(redis, Listed(ids)),
+        oldest_unsettled_ms(redis, Listed(ids)),
         settled_events(redis),
     )
     nodes = GaugeMetricFamily(
