@@ -99,6 +99,18 @@ class Drops:
         """Whether only the drop's record is left in Redis (compaction.py)."""
         return bool(await self._redis.hexists(DropKeys.of(drop_id).drop, "compacted"))
 
+    async def stock(self, ids: list[str]) -> list[tuple[str, int, int]]:
+        """(id, remaining, sold) of each of `ids` that is live or sold out: what a dashboard
+        shows of the drops selling now."""
+        fields = await asyncio.gather(
+            *(self._redis.hmget(DropKeys.of(i).drop, "status", "remaining", "sold") for i in ids)
+        )
+        return [
+            (drop_id, int(left or 0), int(gone or 0))
+            for drop_id, (status, left, gone) in zip(ids, fields, strict=True)
+            if status is not None and text(status) in ("live", "sold_out")
+        ]
+
     async def ids(self, room: str | None = None) -> list[str]:
         """Drop ids, oldest first: every drop, or those of one room."""
         key = room_index(room) if room is not None else DROP_INDEX

@@ -20,20 +20,17 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from flashsale.engine import (
     REDIS_ERRORS,
-    DropKeys,
     Engine,
     Listed,
     backlog_by_node,
     oldest_unsettled_ms,
     settled_events,
-    text,
 )
 from flashsale.gateway.state import gateway
 from flashsale.metrics import metrics, shared_dir
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
-SHOWN = ("live", "sold_out")  # drops whose stock a dashboard shows
 
 
 @routes.get("/metrics")
@@ -60,19 +57,15 @@ def counted() -> bytes:
 async def from_redis(engine: Engine) -> list[Metric]:
     redis = engine.redis
     ids = await engine.active.ids()  # a season's past drops cost nothing here
-    fields = await asyncio.gather(
-        *(redis.hmget(DropKeys.of(i).drop, "status", "remaining", "sold") for i in ids)
-    )
     remaining = GaugeMetricFamily(
         "flashsale_drop_remaining", "Units left of each live or sold-out drop.", labels=["drop"]
     )
     sold = GaugeMetricFamily(
         "flashsale_drop_sold", "Units sold of each live or sold-out drop.", labels=["drop"]
     )
-    for drop_id, (status, left, gone) in zip(ids, fields, strict=True):
-        if status is not None and text(status) in SHOWN:
-            remaining.add_metric([drop_id], int(left or 0))
-            sold.add_metric([drop_id], int(gone or 0))
+    for drop_id, left, gone in await engine.drops.stock(ids):
+        remaining.add_metric([drop_id], left)
+        sold.add_metric([drop_id], gone)
     by_node, lag_ms, read = await asyncio.gather(
         backlog_by_node(redis, Listed(ids)),
         oldest_unsettled_ms(redis, Listed(ids)),
