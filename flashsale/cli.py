@@ -1,4 +1,5 @@
-"""The `flashsale` command: up, serve, worker, token, audit."""
+"""The `flashsale` command: run a flash sale engine (up, serve, worker), sign buyer tokens,
+check its invariants, rehearse a drop (loadtest) and measure it (bench)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from flashsale.config import ConfigError, Settings
 from flashsale.engine import REDIS_ERRORS, STORE_ERRORS
 from flashsale.metrics import share_across_processes
 from flashsale.run import Gateways, cores
+
+# The commands that make the data dir's secrets when they are missing; the others only read
+# them, so that one run from the wrong place says so instead of signing with a new secret.
+_SERVING = ("up", "serve", "worker", "demo")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,12 +97,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = config.load(
             data_dir=args.data_dir, redis_url=args.redis_url,
             database_url=args.database_url, acks=args.acks,
+            keep=args.command in _SERVING,
         )  # fmt: skip
         if args.command in ("up", "serve"):  # the gateway processes on this port count together
             share_across_processes(settings.data_dir / "metrics" / str(args.port), fresh=True)
         if args.command == "token":
             from flashsale.gateway.auth import Auth
 
+            if not settings.token_secret:
+                raise config.missing_secret(settings, "token secret")
             print(Auth(settings.token_secret, settings.host_keys).mint(args.user, args.ttl))
             code = 0
         elif args.command == "up":

@@ -109,16 +109,29 @@ def load(
     redis_url: str | None = None,
     database_url: str | None = None,
     acks: str | None = None,
+    keep: bool = True,
 ) -> Settings:
-    """Settings from the environment, overridden by any flag given (not None)."""
+    """Settings from the environment, overridden by any flag given (not None).
+
+    With `keep`, a secret the environment does not give is read from the data dir, and made
+    there the first time (the processes that serve). Without it nothing is made: a command
+    run from the wrong place finds no secret ("" and no host keys) and says so, rather than
+    signing with a new secret that no gateway knows."""
     base = Path(data_dir or _env("FLASHSALE_DATA_DIR") or ".flashsale").resolve()
+
+    def kept(name: str, make: str) -> str:
+        if keep:
+            return _kept(base / name, make)
+        path = base / name
+        return path.read_text(encoding="utf-8").strip() if path.exists() else ""
+
     acks = acks or _env("FLASHSALE_ACKS") or "leader"
     if acks not in ACKS:
         raise ConfigError(f"FLASHSALE_ACKS must be one of {', '.join(ACKS)}, not {acks!r}")
     keys = _env("FLASHSALE_HOST_KEYS")
     host_keys = [k.strip() for k in keys.split(",") if k.strip()] if keys else []
     if not host_keys:
-        host_keys = [_kept(base / "host_key", "hk_" + secrets.token_urlsafe(24))]
+        host_keys = [k for k in [kept("host_key", "hk_" + secrets.token_urlsafe(24))] if k]
 
     def number(name: str, default: float) -> float:
         raw = _env(name)
@@ -134,7 +147,7 @@ def load(
         or _env("FLASHSALE_DATABASE_URL")
         or f"sqlite:///{base / 'orders.db'}",
         token_secret=_env("FLASHSALE_TOKEN_SECRET")
-        or _kept(base / "token_secret", secrets.token_urlsafe(32)),
+        or kept("token_secret", secrets.token_urlsafe(32)),
         host_keys=host_keys,
         acks=acks,
         buyer_rate=number("FLASHSALE_BUYER_RATE", Settings.buyer_rate),
@@ -162,3 +175,12 @@ def _trusted_proxies() -> list[str]:
                 f"FLASHSALE_TRUSTED_PROXIES: {proxy!r} is not an address or network"
             ) from None
     return proxies
+
+
+def missing_secret(settings: Settings, what: str) -> ConfigError:
+    """What a command that needs a secret it did not find says (load with keep=False)."""
+    env = {"token secret": "FLASHSALE_TOKEN_SECRET", "host key": "FLASHSALE_HOST_KEYS"}[what]
+    return ConfigError(
+        f"no {what} here: {settings.data_dir} has none. Run this where `flashsale up` runs "
+        f"(or pass --data-dir with its data dir), or set {env} to what the gateway uses"
+    )

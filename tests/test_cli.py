@@ -118,6 +118,22 @@ def test_token_prints_a_buyer_token(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "1 to 64" in bad.stderr
 
 
+def test_token_from_the_wrong_place_says_so_and_makes_nothing(tmp_path: Path) -> None:
+    """Outside the data dir of `up`, a fresh secret would sign tokens no gateway accepts:
+    `token` (and `loadtest`) say where to run instead, and leave no data dir behind."""
+    elsewhere = tmp_path / "elsewhere"
+    result = run(
+        "--data-dir", str(elsewhere), "token", "--user", "alice", env=_env_without_flashsale()
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert "no token secret" in result.stderr and "FLASHSALE_TOKEN_SECRET" in result.stderr
+    assert str(elsewhere) in result.stderr and not elsewhere.exists()
+    result = run("--data-dir", str(elsewhere), "loadtest", "--url", "http://127.0.0.1:9",
+                 env=_env_without_flashsale())  # fmt: skip
+    assert result.returncode == 2 and "no host key" in result.stderr, result.stderr
+    assert not elsewhere.exists()
+
+
 def test_commands_without_redis_say_how_to_get_one(tmp_path: Path) -> None:
     result = run("--data-dir", str(tmp_path), "audit", env=_env_without_flashsale())
     assert result.returncode == 2

@@ -13,7 +13,7 @@ import uvloop
 from rich.console import Console
 from rich.live import Live as RichLive
 
-from flashsale.config import Settings
+from flashsale.config import Settings, missing_secret
 from flashsale.loadtest import report
 from flashsale.loadtest.run import Live, RunError, run
 from flashsale.loadtest.scenario import ARRIVALS, load
@@ -76,8 +76,10 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     thresholds = [Threshold.parse(t) for t in args.threshold]
     host_key = args.host_key or (settings.host_keys[0] if settings.host_keys else None)
     if not host_key:
-        raise ValueError("no host key: pass --host-key or set FLASHSALE_HOST_KEYS")
+        raise missing_secret(settings, "host key")
     secret = args.token_secret or settings.token_secret
+    if not secret:
+        raise missing_secret(settings, "token secret")
     to_stdout = args.json == "-"
     console = Console(stderr=to_stdout)
     live = Live()
