@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from flashsale.config import Settings
+from flashsale.engine import backlog
 from flashsale.redis_server import RedisServer
 from flashsale.run.gateway import start_site
 from flashsale.run.gateways import Gateways, reachable
@@ -62,14 +63,11 @@ async def up(settings: Settings, host: str, port: int, workers: int = 1) -> None
             await stop.wait()
             print("stopping: no new purchases; settling what is left...", flush=True)
             await stop_gateways()
+            left = await backlog(parts.engine.redis, parts.engine.drops)
             worker_stop.set()
             await background
-            drained = await worker.drain(within=60)
-            print(
-                f"settled {worker.settled} order event(s); "
-                f"{'nothing left behind' if drained else 'BACKLOG LEFT in Redis'}",
-                flush=True,
-            )
+            still = 0 if await worker.drain(within=60) else await worker.backlog()
+            print(_stopped(left, still), flush=True)
     finally:
         settings.runtime_redis_file.unlink(missing_ok=True)
         pid_file.unlink(missing_ok=True)
@@ -97,6 +95,15 @@ async def _start_gateways(
         await stop()
         raise
     return stop
+
+
+def _stopped(left: int, still: int) -> str:
+    """What the stop settled: the order events not yet in the store when it began."""
+    if still:
+        return f"BACKLOG LEFT in Redis: {still:,} order event(s) not in the order store"
+    if not left:
+        return "every order was already in the order store; nothing left behind"
+    return f"settled the {left:,} order event(s) still in Redis at the stop; nothing left behind"
 
 
 def _banner(settings: Settings, host: str, port: int, workers: int) -> str:
