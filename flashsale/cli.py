@@ -1,5 +1,5 @@
-"""The `flashsale` command: run a flash sale engine (up, serve, worker), sign buyer tokens,
-check its invariants, rehearse a drop (loadtest) and measure it (bench)."""
+"""The `flashsale` command: run a flash sale engine (up, serve, worker; demo to watch one),
+sign buyer tokens, check its invariants, rehearse a drop (loadtest) and measure it (bench)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from flashsale import config, logs, run
 from flashsale.config import ConfigError, Settings
 from flashsale.engine import REDIS_ERRORS, STORE_ERRORS
 from flashsale.metrics import share_across_processes
-from flashsale.run import Gateways, cores
+from flashsale.run import Gateways, cores, demo
+from flashsale.run.demo import DEMO_DIR
 
 # The commands that make the data dir's secrets when they are missing; the others only read
 # them, so that one run from the wrong place says so instead of signing with a new secret.
@@ -38,6 +39,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--workers", type=int, default=cores(), help="gateway processes (default: one per core)"
     )
+
+    s = sub.add_parser(
+        "demo", help=f"up in {DEMO_DIR}/, with a drop and buyers to watch sell it out"
+    )
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument(
+        "--workers", type=int, default=1, help="gateway processes (default 1: the show is small)"
+    )
+    s.add_argument(
+        "--trickle", type=float, default=demo.TRICKLE_S, metavar="S",
+        help=f"seconds of a trickle of buyers before the burst ({demo.TRICKLE_S:g})",
+    )  # fmt: skip
 
     s = sub.add_parser("serve", help="the HTTP gateway alone")
     s.add_argument("--host", default="0.0.0.0")
@@ -94,12 +108,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         logs.setup(logging.DEBUG if args.verbose else logging.INFO, args.log_format)
+        data_dir = args.data_dir or (DEMO_DIR if args.command == "demo" else None)
         settings = config.load(
-            data_dir=args.data_dir, redis_url=args.redis_url,
+            data_dir=data_dir, redis_url=args.redis_url,
             database_url=args.database_url, acks=args.acks,
             keep=args.command in _SERVING,
         )  # fmt: skip
-        if args.command in ("up", "serve"):  # the gateway processes on this port count together
+        if args.command in (
+            "up",
+            "serve",
+            "demo",
+        ):  # the gateway processes on this port count together
             share_across_processes(settings.data_dir / "metrics" / str(args.port), fresh=True)
         if args.command == "token":
             from flashsale.gateway.auth import Auth
@@ -110,6 +129,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             code = 0
         elif args.command == "up":
             uvloop.run(run.up(settings, args.host, args.port, args.workers))
+            code = 0
+        elif args.command == "demo":
+            uvloop.run(
+                run.up(settings, args.host, args.port, args.workers, show=demo.show(args.trickle))
+            )
             code = 0
         elif args.command == "serve":
             code = _serve(settings, args.host, args.port, args.workers)

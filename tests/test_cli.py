@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
 import signal
 import socket
 import sqlite3
@@ -16,6 +17,7 @@ import jwt
 
 from flashsale.config import load
 from flashsale.redis_server import free_port
+from tests.burst import until
 from tests.processes import flashsale_env, run, spawn, wait_ready
 
 
@@ -169,3 +171,37 @@ def test_processes_started_together_share_one_secret(tmp_path: Path) -> None:
     host_key = (tmp_path / "host_key").read_text().strip()
     assert got == [(secret, [host_key])] * 12
     assert sorted(p.name for p in tmp_path.iterdir()) == ["host_key", "token_secret"]
+
+
+async def test_demo_sells_a_drop_out_in_its_own_data_dir(tmp_path: Path) -> None:
+    """`flashsale demo`: up in ./.flashsale-demo, a drop opened, the console URL signed in
+    and the buyer page printed, buyers until it sells out; every invariant holds and
+    Ctrl-C stops it all."""
+    env, port = _env_without_flashsale(), free_port()
+    proc = spawn("demo", "--port", str(port), "--trickle", "1", env=env, cwd=tmp_path)
+    lines: list[str] = []
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:  # until the show has begun
+            lines.append(line)
+            if line.startswith("  buyers:"):
+                break
+        out = "".join(lines)
+        data = tmp_path / ".flashsale-demo"
+        key = (data / "host_key").read_text().strip()
+        drop_id = re.search(r"/buy/(\w+)", out)[1]  # type: ignore[index]
+        assert f"http://127.0.0.1:{port}/console#key={key}&drop={drop_id}" in out
+        assert not (tmp_path / ".flashsale").exists()
+
+        async def sold_out() -> bool:
+            status, drop = await _call("GET", f"http://127.0.0.1:{port}/v1/drops/{drop_id}", key)
+            return status == 200 and drop["status"] == "sold_out" and drop["remaining"] == 0
+
+        await until(sold_out, "the demo's buyers to sell the drop out", within=60)
+        audited = run("--data-dir", str(data), "audit", env=env)
+        assert audited.returncode == 0, audited.stdout + audited.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out + rest
+    assert "nothing left behind" in rest

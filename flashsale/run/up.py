@@ -11,8 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Callable
+import shutil
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 from flashsale.config import Settings
 from flashsale.engine import backlog
@@ -40,7 +45,14 @@ def _claim_orphan(server: RedisServer, settings: Settings) -> None:
         server.socket_path.unlink(missing_ok=True)
 
 
-async def up(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+# What `demo` runs beside `up` once it is serving: given the settings (with the URL of the
+# Redis `up` started) and the base URL of the gateway; cancelled when `up` stops.
+Show = Callable[[Settings, str], Coroutine[Any, Any, None]]
+
+
+async def up(
+    settings: Settings, host: str, port: int, workers: int = 1, show: Show | None = None
+) -> None:
     """Redis, the settlement worker and the sweeper in this process, and `workers` gateway
     processes beside it (with one, the gateway runs in this process too)."""
     stop = stop_on_signals()
@@ -60,8 +72,14 @@ async def up(settings: Settings, host: str, port: int, workers: int = 1) -> None
                 *housekeeping(parts, settings, worker_stop), worker.run(worker_stop)
             )
             print(_banner(settings, host, port, workers), flush=True)
+            base = f"http://{reachable(host)}:{port}"
+            showing = asyncio.create_task(show(settings, base)) if show else None
             await stop.wait()
             print("stopping: no new purchases; settling what is left...", flush=True)
+            if showing is not None:
+                showing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await showing
             await stop_gateways()
             left = await backlog(parts.engine.redis, parts.engine.drops)
             worker_stop.set()
@@ -107,18 +125,42 @@ def _stopped(left: int, still: int) -> str:
 
 
 def _banner(settings: Settings, host: str, port: int, workers: int) -> str:
-    shown = reachable(host)
+    base = f"http://{reachable(host)}:{port}"
     return "\n".join([
         "flashsale is up",
-        f"  API         http://{shown}:{port}/v1/drops ({max(workers, 1)} gateway process(es))",
-        f"  health      http://{shown}:{port}/readyz",
+        f"  console     {console_url(base, settings.host_keys[0])}",
+        f"  API         {base}/v1/drops ({max(workers, 1)} gateway process(es))",
+        f"  health      {base}/readyz",
         f"  host key    {settings.host_keys[0]}",
         f"  redis       {settings.redis_url}",
         f"  orders      {settings.database_url}",
         f"  data dir    {settings.data_dir}",
-        "  buyer token: flashsale token --user alice",
+        f"  buyer token {command()} --data-dir {_shown(settings.data_dir)} token --user alice",
         "Ctrl-C stops it; every confirmed order is settled first.",
     ])  # fmt: skip
 
 
-__all__ = ["up"]
+def console_url(base: str, host_key: str, drop_id: str | None = None) -> str:
+    """The console, signed in: the key rides in the fragment, which the browser never sends;
+    the console keeps it for the tab and takes it out of the address bar."""
+    return f"{base}/console#key={quote(host_key)}" + (f"&drop={drop_id}" if drop_id else "")
+
+
+def command() -> str:
+    """How to type `flashsale` here: the bare name if it is on PATH, else the venv's."""
+    mine = Path(sys.executable).with_name("flashsale")
+    found = shutil.which("flashsale")
+    if found and Path(found).resolve() == mine.resolve():
+        return "flashsale"
+    return _shown(mine)
+
+
+def _shown(path: Path) -> str:
+    """A path as short as it can be typed from here."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+__all__ = ["Show", "command", "console_url", "up"]
