@@ -173,9 +173,15 @@ async def test_on_a_cluster_drops_spread_over_every_node(
     cluster: Cluster, make_stack: MakeStack
 ) -> None:
     stack = await make_stack(redis_url=cluster.url)
-    drops = [cast(str, (await stack.new_drop(stock=50))["id"]) for _ in range(12)]
-    owners = {cluster.node_of(DropKeys.of(d).drop).port for d in drops}
-    assert len(owners) == 3, "twelve drops should land on all three primaries"
+    # Drop ids are random: made until every primary holds some (12 drops miss one of the
+    # three 2% of the time; 60 almost never).
+    drops: list[str] = []
+    owners: dict[int, int] = {}
+    while len(drops) < 60 and (len(owners) < 3 or min(owners.values()) < 2 or len(drops) < 12):
+        drops.append(cast(str, (await stack.new_drop(stock=50))["id"]))
+        port = cluster.node_of(DropKeys.of(drops[-1]).drop).port
+        owners[port] = owners.get(port, 0) + 1
+    assert len(owners) == 3, "the drops should land on all three primaries"
     for n, drop_id in enumerate(drops):
         for b in range(3):
             assert (await stack.buy(drop_id, f"c{n}-{b}", key="k")).status == 201
@@ -189,7 +195,7 @@ async def test_on_a_cluster_drops_spread_over_every_node(
             assert await _redis_keys(stack, drop_id) == {"drop"}
             assert (await stack.buy(drop_id, f"c{n}-0", key="k")).status == 200
     report = await stack.audit()
-    assert report.ok and report.drops == 12, report.lines()
+    assert report.ok and report.drops == len(drops), report.lines()
 
 
 async def test_the_set_survives_a_worker_killed_and_redis_restarted(
