@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 import redis
 
@@ -37,6 +38,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# How the append-only file reaches the disk. `always` is what `up` runs: under `everysec`
+# Redis replies before it writes the AOF whenever a background fsync is still running (a
+# busy disk), for up to 2 s, so a killed redis-server can take confirmed orders with it.
+Fsync = Literal["always", "everysec"]
+
+
 class RedisServer:
     """One redis-server child process, listening on a unix socket or a loopback port."""
 
@@ -46,11 +53,13 @@ class RedisServer:
         *,
         port: int | None = None,
         appendonly: bool = True,
+        fsync: Fsync = "always",
         extra: tuple[str, ...] = (),
     ) -> None:
         self.directory = directory
         self.port = port
         self.appendonly = appendonly
+        self.fsync = fsync
         self.extra = extra
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -71,7 +80,7 @@ class RedisServer:
             "--dir", str(self.directory),
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.fsync,
             "--logfile", str(self.directory / "redis.log"),
         ]  # fmt: skip
         if self.port is None:

@@ -193,9 +193,9 @@ async def test_redis_killed_and_restarted_comes_back_from_its_aof(
     make_stack: MakeStack, sqlite_url: str, tmp_path: Path, fleet_factory: list[Fleet]
 ) -> None:
     """Redis SIGKILLed mid-burst, down 2.5 s, started again on its port and dir (appendonly,
-    everysec): every order answered 201 is back from the AOF and settled; the gateway and
-    the worker, never restarted, recover by themselves; meanwhile purchases get 503 with
-    Retry-After, never a 500, and a 503 never made an order."""
+    fsync always, as `up` runs it): every order answered 201 is back from the AOF and
+    settled; the gateway and the worker, never restarted, recover by themselves; meanwhile
+    purchases get 503 with Retry-After, never a 500, and a 503 never made an order."""
     server = RedisServer(tmp_path / "redis", port=free_port(), appendonly=True)
     await asyncio.to_thread(server.start)
     try:
