@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from flashsale.redis_server import RedisServer, free_port
+from tests.browser import artifacts, browser, context, make_context  # noqa: F401 (fixtures)
 from tests.proxy import Proxy
 from tests.stack import MakeStack, Stack, start_stack
 

@@ -1,88 +1,19 @@
-"""The host console and the buyer page in a real browser: Debian's Chromium, headless, driven
-by Playwright (its async API, in the session's event loop, beside the real gateway).
-
-No browser is downloaded: Playwright starts /usr/bin/chromium. Without it these tests skip,
-unless FLASHSALE_REQUIRE_BROWSER=1 (CI), where a missing browser is a failure. Screenshots of
-both pages go to $FLASHSALE_ARTIFACTS/console if set, else to the test's tmp dir (printed).
-"""
+"""The host console and the buyer page in a real browser (tests/browser.py), in English:
+a drop run to sellout, a lost tap retried, prices, and the pages' headers."""
 
 from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from tests.browser import PHONE
 from tests.stack import HOST_KEY, Stack
 
-CHROMIUM = os.environ.get("FLASHSALE_CHROMIUM", "/usr/bin/chromium")
-REQUIRE = os.environ.get("FLASHSALE_REQUIRE_BROWSER") == "1"
-PHONE = {"width": 360, "height": 780}  # the narrowest phones in common use
 TITLE = "云南野生松茸 Matsutake 礼盒"
-
-
-def _missing() -> str | None:
-    if not Path(CHROMIUM).is_file():
-        return f"no browser at {CHROMIUM} (apt-get install chromium)"
-    try:
-        import playwright.async_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install -e .[dev])"
-    return None
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Any]:
-    reason = _missing()
-    if reason is not None:
-        if REQUIRE:
-            pytest.fail(f"FLASHSALE_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM)
-        yield chromium
-        await chromium.close()
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
-    root = os.environ.get("FLASHSALE_ARTIFACTS")
-    where = Path(root) / "console" if root else tmp_path / "artifacts"
-    where.mkdir(parents=True, exist_ok=True)
-    print(f"\nscreenshots of {request.node.name}: {where}")
-    return where
-
-
-@pytest.fixture
-async def context(browser: Any) -> AsyncIterator[Any]:
-    """A phone-sized browser profile. Every page's uncaught errors and Content-Security-
-    Policy refusals are collected and must be none at the end."""
-    ctx = await browser.new_context(
-        viewport=PHONE, device_scale_factor=2, locale="en-US", accept_downloads=True
-    )
-    problems: list[str] = []
-
-    def on_page(page: Any) -> None:
-        def on_console(message: Any) -> None:
-            if "Content Security Policy" in message.text:
-                problems.append(f"{page.url}: {message.text}")
-
-        page.on("pageerror", lambda e: problems.append(f"{page.url}: {e}"))
-        page.on("console", on_console)
-
-    ctx.on("page", on_page)
-    ctx.problems = problems
-    yield ctx
-    await ctx.close()
-    assert not problems, problems
 
 
 async def _sign_in(page: Any, stack: Stack) -> None:
@@ -123,7 +54,7 @@ async def test_a_host_runs_a_drop_to_sellout_from_the_console(
     await console.fill("#sku", "x" * 64)
     await console.evaluate("document.getElementById('sku').value += 'y'")  # past maxlength
     await console.click("#create")
-    await expect(console.locator("#create-msg")).to_contain_text("Check “Product code”")
+    await expect(console.locator("#create-msg")).to_contain_text("Check “Product code (SKU)”")
     await console.fill("#sku", "MATSU-1")
     await console.click("#create")
     await expect(console.locator("#drop-title")).to_have_text(TITLE)
@@ -143,6 +74,7 @@ async def test_a_host_runs_a_drop_to_sellout_from_the_console(
     # A buyer in another tab: the page shows the drop, live, and buys through the button.
     buyer = await context.new_page()
     await buyer.goto(f"{stack.base}/buy/{drop_id}?token={stack.token('alice')}")
+    await expect(buyer.locator("html")).to_have_attribute("data-ready", "true")
     assert "token=" not in buyer.url  # the token leaves the address bar
     await expect(buyer.locator("#title")).to_have_text(TITLE)
     await expect(buyer.locator("#price")).to_contain_text("12.90")
@@ -208,7 +140,7 @@ async def test_a_host_runs_a_drop_to_sellout_from_the_console(
     # Restock and Close, seen by the console and the buyer.
     await console.fill("#restock-qty", "3")
     await console.click("#restock")
-    await expect(console.locator("#drop-msg")).to_contain_text("Added 3 units. 3 left now.")
+    await expect(console.locator("#drop-msg")).to_contain_text("Units added: 3. Left now: 3.")
     await expect(console.locator("#drop-status")).to_have_text("On sale now")
     await expect(buyer.locator("#remaining")).to_have_text("3")
     await expect(buyer.locator("#buy")).to_be_enabled()

@@ -10,9 +10,11 @@ reached); any other name is the contract's 404 JSON, like every unknown path.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Final
 
+import segno
 from aiohttp import web
 
 from flashsale.gateway.errors import ApiError
@@ -25,6 +27,7 @@ TYPES: Final = {
     ".css": "text/css",
     ".js": "text/javascript",
     ".svg": "image/svg+xml",
+    ".json": "application/json",
 }
 # The pages load scripts and styles from here only, and talk to this gateway only. No
 # referrer: the buyer page's URL may carry a buyer token (?token=) that must not leak.
@@ -77,6 +80,26 @@ async def console(request: web.Request) -> web.Response:
 async def buy(request: web.Request) -> web.Response:
     """One page for every drop: the page reads the drop's id from its own address."""
     return _file("buy.html")
+
+
+QR_MAX = 512  # characters of a URL the QR code holds: a buyer page's is under 100
+
+
+@routes.get("/console/qr.svg")
+async def qr(request: web.Request) -> web.Response:
+    """The QR code of a buyer page, which the host holds up to the camera. The console asks
+    for the address it shows (its own origin, as the buyers' phones reach it through any
+    proxy), so only http(s) URLs of reasonable length are drawn. Made by segno, at error
+    correction level M: a phone camera reads it off a screen across a room."""
+    text = request.query.get("text", "")
+    if not text.startswith(("http://", "https://")) or len(text) > QR_MAX:
+        raise ApiError(
+            400, "invalid_request", f"text must be an http(s) URL of at most {QR_MAX} characters"
+        )
+    out = io.BytesIO()
+    segno.make(text, error="m").save(out, kind="svg", scale=8, border=4, xmldecl=False)
+    headers = {**HEADERS, "Cache-Control": "public, max-age=86400"}
+    return web.Response(body=out.getvalue(), content_type="image/svg+xml", headers=headers)
 
 
 @routes.get("/static/{name}")

@@ -1,6 +1,8 @@
 // The HTTP API as the pages use it: JSON in and out, and every failure turned into a
 // Problem that carries plain words for the screen (the API's own message stays as detail).
 
+import { count, language, t } from "./i18n.js";
+
 export class Problem extends Error {
   constructor(words, { status = 0, code = "network", detail = "", retryAfter = null } = {}) {
     super(words);
@@ -11,42 +13,25 @@ export class Problem extends Error {
   }
 }
 
-// Words for the codes of the contract; each page passes its own for what differs.
-export const WORDS = {
-  network: "No answer from the server. Check the internet connection and try again.",
-  unauthorized: "The key was not accepted.",
-  forbidden: "This key is not allowed to do that.",
-  not_found: "That drop was not found.",
-  method_not_allowed: "The server does not take that request.",
-  invalid_request: "Something in the request is not right.",
-  payload_too_large: "That is too much text.",
-  not_live: "This drop is not on sale right now.",
-  sold_out: "Sold out.",
-  limit_reached: "The per-buyer limit is reached.",
-  expired: "The time to pay has run out.",
-  not_payable: "This order needs no payment.",
-  idempotency_conflict: "This tap was already used for another request. Tap again.",
-  rate_limited: "Too many requests at once.",
-  unavailable: "The server is very busy or cannot reach its database.",
-};
+// Words for the codes of the contract (messages: "error.<code>"); each page passes its own
+// for what differs.
+const CODES = [
+  "network", "unauthorized", "forbidden", "not_found", "method_not_allowed", "invalid_request",
+  "payload_too_large", "not_live", "sold_out", "limit_reached", "expired", "not_payable",
+  "idempotency_conflict", "rate_limited", "unavailable",
+];
+export const WORDS = Object.fromEntries(CODES.map((code) => [code, t(`error.${code}`)]));
 
 // A field name in the API's validation messages (`... - at $.stock`), as the form calls it.
-const FIELDS = {
-  sku: "Product code",
-  title: "Product name",
-  price: "Price",
-  currency: "Currency",
-  stock: "Units for sale",
-  per_buyer_limit: "Most one buyer may buy",
-  payment_window_s: "Time to pay",
-  opens_at: "Opens by itself at",
-  room: "Room",
-  quantity: "How many",
-};
+const FIELDS = [
+  "sku", "title", "price", "currency", "stock", "per_buyer_limit", "payment_window_s",
+  "opens_at", "room", "quantity",
+];
 
 export function fieldOf(message) {
   const m = /`\$\.(\w+)`/.exec(message || "");
-  return m ? FIELDS[m[1]] || m[1] : null;
+  if (!m) return null;
+  return FIELDS.includes(m[1]) ? t(`field.${m[1]}`) : m[1];
 }
 
 // Calls the API. Returns {status, body, response}; throws a Problem for an error answer or
@@ -78,9 +63,9 @@ export async function api(method, path, { token, body, headers = {}, words = {},
   const error = (data && data.error) || {};
   const code = error.code || "error";
   const retry = Number.parseInt(response.headers.get("Retry-After") || "", 10);
-  let said = words[code] || WORDS[code] || `The server said no (${response.status}).`;
+  let said = words[code] || WORDS[code] || t("error.other", { status: String(response.status) });
   const field = code === "invalid_request" ? fieldOf(error.message) : null;
-  if (field) said = `Check “${field}”. ${said}`;
+  if (field) said = t("error.check_field", { field, said });
   throw new Problem(said, {
     status: response.status,
     code,
@@ -109,21 +94,16 @@ export function say(el, text, kind = "info", detail = "") {
 export function sayProblem(el, problem) {
   if (problem instanceof Problem) {
     let text = problem.message;
-    if (problem.retryAfter) text += ` Try again in ${problem.retryAfter} s.`;
-    say(el, text, "bad", problem.detail);
+    if (problem.retryAfter) text += ` ${t("error.retry_in", { n: problem.retryAfter })}`;
+    // The API's own message is English: a detail for English pages only.
+    say(el, text, "bad", language() === "en" ? problem.detail : "");
   } else {
     say(el, String(problem && problem.message ? problem.message : problem), "bad");
   }
 }
 
-export const STATUS_WORDS = {
-  pending: "Not open yet",
-  live: "On sale now",
-  sold_out: "Sold out",
-  closed: "Closed",
-};
+export const STATUS_WORDS = Object.fromEntries(
+  ["pending", "live", "sold_out", "closed"].map((status) => [status, t(`status.${status}`)]),
+);
 
-const counts = new Intl.NumberFormat();
-export function count(n) {
-  return typeof n === "number" ? counts.format(n) : "–";
-}
+export { count };

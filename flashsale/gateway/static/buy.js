@@ -2,7 +2,8 @@
 // Every tap gets its own Idempotency-Key; a tap that got no answer (the network failed) is
 // sent again with the same key, so it can never make a second order.
 
-import { api, count, Problem, say, sayProblem, STATUS_WORDS } from "./api.js";
+import { api, Problem, say, sayProblem, STATUS_WORDS } from "./api.js";
+import { count, switcher, t, translatePage, when } from "./i18n.js";
 import { formatMoney } from "./money.js";
 
 const TOKEN = "flashsale.buyerToken"; // sessionStorage: one buyer per tab
@@ -52,36 +53,28 @@ function who(token) {
   } catch {
     sub = null;
   }
-  $("who").textContent = typeof sub === "string" ? `Buying as ${sub}` : token ? "" : "No buyer token yet.";
+  $("who").textContent = typeof sub === "string" ? t("buy.as", { buyer: sub }) : token ? "" : t("buy.no_token");
 }
 
 // ---------------------------------------------------------------------------------------
 // The drop
 
-const BUYER_WORDS = {
-  unauthorized: "Your buyer token is not valid or has expired. Ask the host for a new link.",
-  forbidden: "That is not a buyer token.",
-  not_found: "This drop does not exist. Check the link.",
-  not_live: "Not on sale right now. Wait for the host to open it.",
-  sold_out: "Sold out. Every unit is gone.",
-  limit_reached: "You have reached the limit for this drop.",
-  rate_limited: "Too many taps. Wait a moment.",
-  unavailable: "The shop is very busy. Nothing was bought.",
-  undecided: "The shop could not confirm your order in time. Tap Buy again: you will not buy twice.",
-  invalid_request: "Something is wrong with this request.",
-  idempotency_conflict: "That tap was already used for another amount. Tap Buy again.",
-  expired: "Too late: the time to pay ran out, and the units went back on sale.",
-  not_payable: "This order needs no payment: it is already confirmed.",
-};
+const BUYER_WORDS = Object.fromEntries(
+  [
+    "unauthorized", "forbidden", "not_found", "not_live", "sold_out", "limit_reached",
+    "rate_limited", "unavailable", "undecided", "invalid_request", "idempotency_conflict",
+    "expired", "not_payable",
+  ].map((code) => [code, t(`buyer.${code}`)]),
+);
 
 function showDrop(d) {
   drop = d;
   $("title").textContent = d.title;
-  document.title = `${d.title} · Buy`;
+  document.title = t("buy.page_title_drop", { title: d.title });
   $("price").textContent = formatMoney(d.price, d.currency);
   if (d.opens_at && d.status === "pending") {
     $("opens").hidden = false;
-    $("opens").textContent = `Goes on sale at ${new Date(d.opens_at).toLocaleString()}`;
+    $("opens").textContent = t("buy.opens_at", { time: when(d.opens_at) });
   }
   counters(d);
 }
@@ -91,6 +84,7 @@ function counters(c) {
   drop.sold = c.sold;
   drop.status = c.status;
   $("remaining").textContent = count(c.remaining);
+  $("remaining").style.setProperty("--chars", String(Math.max(3, count(c.remaining).length)));
   const status = $("status");
   status.textContent = STATUS_WORDS[c.status] || c.status;
   status.dataset.status = c.status;
@@ -103,14 +97,14 @@ function buttonState() {
   const live = drop !== null && drop.status === "live";
   button.disabled = busy || !live;
   button.textContent = busy
-    ? "Buying…"
+    ? t("buy.buying")
     : drop === null || live
-      ? "Buy"
+      ? t("buy.buy")
       : drop.status === "sold_out"
-        ? "Sold out"
+        ? t("status.sold_out")
         : drop.status === "closed"
-          ? "Sale closed"
-          : "Not open yet";
+          ? t("buy.closed")
+          : t("status.pending");
 }
 
 function watch() {
@@ -141,11 +135,11 @@ async function buy() {
   if (!token) {
     $("token-box").open = true;
     $("token").focus();
-    return say(msg, "Paste your buyer token first (below).", "bad");
+    return say(msg, t("buy.token_first"), "bad");
   }
   const text = $("qty").value.trim() || "1";
   if (!/^\d+$/.test(text) || Number(text) < 1) {
-    return say(msg, "“How many” must be a whole number, 1 or more.", "bad");
+    return say(msg, t("buy.bad_quantity"), "bad");
   }
   const quantity = Number(text);
   const same = unanswered && unanswered.quantity === quantity && unanswered.token === token;
@@ -154,7 +148,7 @@ async function buy() {
   buttonState();
   $("pay").hidden = true;
   stopCountdown();
-  say(msg, "Sending your order…");
+  say(msg, t("buy.sending"));
   try {
     const order = await send(tap);
     unanswered = null;
@@ -162,7 +156,7 @@ async function buy() {
   } catch (problem) {
     if (undecided(problem)) {
       unanswered = tap; // no answer: the next tap is the same order, not a new one
-      say(msg, "No answer from the shop. Check your connection and tap Buy again: you will not buy twice.", "bad");
+      say(msg, t("buy.no_answer"), "bad");
     } else {
       unanswered = null;
       refused(problem, msg, quantity);
@@ -196,9 +190,12 @@ async function send(tap) {
 }
 
 function bought(order, msg) {
-  const what = `${count(order.quantity)} × ${drop ? drop.title : "item"}, ${formatMoney(order.amount, order.currency)}`;
+  const what = t("buy.what", {
+    n: order.quantity, title: drop ? drop.title : "", amount: formatMoney(order.amount, order.currency),
+  });
+  const ref = t("buy.order_ref", { id: order.id });
   if (order.status === "reserved") {
-    say(msg, `Reserved for you: ${what}.`, "warn", `Order ${order.id}`);
+    say(msg, t("buy.reserved", { what }), "warn", ref);
     const line = document.createElement("p");
     line.id = "time-left";
     msg.append(line);
@@ -207,21 +204,21 @@ function bought(order, msg) {
     pay.hidden = false;
     pay.onclick = () => payFor(order, msg);
   } else if (order.status === "paid") {
-    say(msg, `Paid. Your order is complete: ${what}.`, "ok", `Order ${order.id}`);
+    say(msg, t("buy.paid", { what }), "ok", ref);
   } else if (order.status === "expired") {
-    say(msg, BUYER_WORDS.expired, "bad", `Order ${order.id}`);
+    say(msg, BUYER_WORDS.expired, "bad", ref);
   } else {
-    say(msg, `Order confirmed! ${what}.`, "ok", `Order ${order.id}`);
+    say(msg, t("buy.confirmed", { what }), "ok", ref);
   }
 }
 
 function refused(problem, msg, quantity) {
   if (!(problem instanceof Problem)) return sayProblem(msg, problem);
   if (problem.code === "sold_out" && drop && drop.remaining > 0 && quantity > drop.remaining) {
-    problem.message = `Not enough left for ${count(quantity)}: only ${count(drop.remaining)} left. Try fewer.`;
+    problem.message = t("buy.not_enough", { n: quantity, left: drop.remaining });
   } else if (problem.code === "limit_reached" && drop) {
     const n = drop.per_buyer_limit;
-    problem.message = `You have reached the limit: at most ${count(n)} per buyer for this drop.`;
+    problem.message = t("buy.limit", { n });
   }
   sayProblem(msg, problem);
 }
@@ -254,8 +251,8 @@ function startCountdown(line, expiresAt) {
     const left = Math.max(0, Math.round((end - Date.now()) / 1000));
     const m = Math.floor(left / 60);
     line.textContent = left > 0
-      ? `Pay within ${m}:${String(left % 60).padStart(2, "0")}, or the units go back on sale.`
-      : "The time to pay has run out.";
+      ? t("buy.pay_within", { time: `${count(m)}:${String(left % 60).padStart(2, "0")}` })
+      : t("error.expired");
     if (left === 0) stopCountdown();
   };
   tick();
@@ -271,13 +268,16 @@ function stopCountdown() {
 // Start
 
 async function start() {
+  translatePage();
+  switcher($("lang"));
+  document.title = t("buy.page_title");
   initToken();
   $("buy").addEventListener("click", buy);
   try {
     showDrop((await api("GET", dropPath, { words: BUYER_WORDS })).body);
     watch();
   } catch (problem) {
-    $("title").textContent = "Drop not available";
+    $("title").textContent = t("buy.unavailable_title");
     sayProblem($("result"), problem);
   }
   document.documentElement.dataset.ready = "true"; // for tests: the drop is on screen

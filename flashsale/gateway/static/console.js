@@ -1,7 +1,8 @@
 // The host console: sign in with a host key, make and run drops, watch them sell.
 // Talks only to the public API (host calls carry `Authorization: Bearer <host key>`).
 
-import { api, count, Problem, say, sayProblem, STATUS_WORDS } from "./api.js";
+import { api, Problem, say, sayProblem, STATUS_WORDS } from "./api.js";
+import { count, decimal, language, switcher, t, translatePage, when } from "./i18n.js";
 import { COMMON_CURRENCIES, examplePrice, formatMoney, isCurrency, minorDigits, toMinor } from "./money.js";
 
 const KEY = "flashsale.hostKey"; // sessionStorage: gone when the tab closes
@@ -10,14 +11,14 @@ const RATE_WINDOW_MS = 2000; // orders per second: the change of `sold` over thi
 
 const $ = (id) => document.getElementById(id);
 
-const HOST_WORDS = {
-  unauthorized: "That host key was not accepted. Check it and sign in again.",
-  forbidden: "That is a buyer's key. Running drops needs a host key.",
-  not_found: "That drop was not found. It may belong to another server.",
-  invalid_request: "Something in the form is not right.",
-  rate_limited: "Too many requests at once. Wait a moment.",
-  unavailable: "The server is very busy or cannot reach its database. Nothing was changed.",
-};
+const HOST_WORDS = Object.fromEntries(
+  ["unauthorized", "forbidden", "not_found", "invalid_request", "rate_limited", "unavailable"].map(
+    (code) => [code, t(`host.${code}`)],
+  ),
+);
+// Drops the load tool made (`flashsale loadtest` puts them in this room): out of the list
+// unless the host asks for them, so a rehearsal does not bury the real drops.
+const REHEARSAL_ROOM = "rehearsal";
 
 let hostKey = sessionStorage.getItem(KEY);
 let drop = null; // the drop on screen, as the API last showed it
@@ -52,9 +53,9 @@ function showSignedIn(on) {
 $("signin-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const key = $("host-key").value.trim();
-  if (!key) return say($("signin-msg"), "Type or paste your host key first.", "bad");
+  if (!key) return say($("signin-msg"), t("signin.empty"), "bad");
   $("signin").disabled = true;
-  say($("signin-msg"), "Checking the key…");
+  say($("signin-msg"), t("signin.checking"));
   try {
     await signIn(key);
     hostKey = key;
@@ -102,19 +103,22 @@ function show(d) {
   drop = { ...d, status: before };
   $("drop-panel").hidden = false;
   $("drop-title").textContent = d.title;
-  $("drop-room").textContent = d.room ? `Room ${d.room}` : "";
+  $("drop-room").textContent = d.room ? t("console.room", { room: d.room }) : "";
   $("drop-price").textContent = formatMoney(d.price, d.currency);
   $("drop-id").textContent = d.id;
   const link = $("buyer-link");
   link.href = `/buy/${encodeURIComponent(d.id)}`;
+  const buyerUrl = new URL(link.href, location.href).href;
+  $("buyer-url").textContent = buyerUrl;
+  $("qr").src = `/console/qr.svg?text=${encodeURIComponent(buyerUrl)}`;
   if (d.opens_at && d.status === "pending") {
     $("drop-opens").hidden = false;
-    $("drop-opens").textContent = `Opens by itself at ${new Date(d.opens_at).toLocaleString()}`;
+    $("drop-opens").textContent = t("console.opens_at", { time: when(d.opens_at) });
   } else {
     $("drop-opens").hidden = true;
   }
   counters({ remaining: d.remaining, sold: d.sold, status: d.status });
-  document.title = `${d.title} · Host console`;
+  document.title = t("console.page_title_drop", { title: d.title });
   for (const b of document.querySelectorAll("#drops button")) {
     b.setAttribute("aria-current", String(b.dataset.id === d.id));
   }
@@ -126,9 +130,9 @@ function counters(c) {
   drop.remaining = c.remaining;
   drop.sold = c.sold;
   drop.status = c.status;
-  $("remaining").textContent = count(c.remaining);
-  $("sold").textContent = count(c.sold);
-  $("drop-stock").textContent = `${count(c.remaining + c.sold)} units offered in all`;
+  big($("remaining"), count(c.remaining));
+  big($("sold"), count(c.sold));
+  $("drop-stock").textContent = t("console.offered", { n: c.remaining + c.sold });
   const status = $("drop-status");
   status.textContent = STATUS_WORDS[c.status] || c.status;
   status.dataset.status = c.status;
@@ -153,17 +157,23 @@ function time(before, status, now) {
   } else if (timing.soldOutAt === null) {
     timing = { liveAt: null, soldOutAt: null, joined: false }; // closed before selling out
   }
-  const t = timing;
-  const label = t.joined ? "open to sold out (timed from when this screen joined)" : "open to sold out";
-  $("sellout-label").textContent = label;
-  $("sellout").textContent = t.soldOutAt !== null ? duration(t.soldOutAt - t.liveAt) : "–";
+  const tm = timing;
+  $("sellout-label").textContent = tm.joined ? t("console.sellout_joined") : t("console.sellout");
+  big($("sellout"), tm.soldOutAt !== null ? duration(tm.soldOutAt - tm.liveAt) : "–");
 }
 
 function duration(ms) {
   const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(1)} s`;
+  if (s < 60) return t("console.seconds", { s: decimal(s) });
   const m = Math.floor(s / 60);
-  return `${m}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
+  return `${count(m)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
+}
+
+// A big number, sized to fit its box whatever its length (style.css reads --chars), so
+// "37,997" never breaks over two lines on a phone.
+function big(el, text) {
+  el.textContent = text;
+  el.style.setProperty("--chars", String(Math.max(3, [...text].length)));
 }
 
 // Orders per second from the change of `sold`: over the last RATE_WINDOW_MS, or since the
@@ -176,8 +186,9 @@ function rate(now = performance.now()) {
   const span = Math.max(now - Math.max(base.t, now - RATE_WINDOW_MS), 1000);
   const perSecond = Math.max(0, last.sold - base.sold) / (span / 1000);
   peak = Math.max(peak, perSecond);
-  $("rate").textContent = perSecond < 10 ? perSecond.toFixed(1) : count(Math.round(perSecond));
-  $("peak").textContent = peak > 0 ? `peak ${peak < 10 ? peak.toFixed(1) : count(Math.round(peak))}` : "";
+  big($("rate"), perSecond < 10 ? decimal(perSecond) : count(Math.round(perSecond)));
+  const top = peak < 10 ? decimal(peak) : count(Math.round(peak));
+  $("peak").textContent = peak > 0 ? t("console.peak", { n: top }) : "";
 }
 setInterval(() => drop && rate(), 250);
 
@@ -190,21 +201,21 @@ function watch(d) {
   show(d);
   const source = new EventSource(`/v1/drops/${encodeURIComponent(d.id)}/live`);
   feed = source;
-  $("live-state").textContent = "Connecting the live counter…";
+  $("live-state").textContent = t("live.connecting");
   source.addEventListener("stock", (event) => {
     if (feed !== source) return;
     const before = drop.status;
     const c = JSON.parse(event.data);
     counters(c);
-    $("live-state").textContent = "Live counter on.";
+    $("live-state").textContent = t("live.on");
     if (before !== null && before !== c.status) changed(c.status);
   });
   source.addEventListener("error", () => {
     if (feed !== source) return;
     $("live-state").textContent =
       source.readyState === EventSource.CLOSED
-        ? "The live counter stopped. Tap the drop in the list to start it again."
-        : "The live counter lost the connection and is reconnecting…";
+        ? t("live.stopped")
+        : t("live.reconnecting");
   });
   history.replaceState(null, "", `#drop=${encodeURIComponent(d.id)}`);
 }
@@ -213,11 +224,11 @@ function watch(d) {
 // message would be stale, so it is replaced by what happened.
 function changed(status) {
   const words = {
-    live: ["On sale now.", "ok"],
+    live: [t("changed.live"), "ok"],
     sold_out: [timing.soldOutAt !== null
-      ? `Sold out in ${duration(timing.soldOutAt - timing.liveAt)}! Restock to sell more, or Close.`
-      : "Sold out! Restock to sell more, or Close.", "ok"],
-    closed: ["The drop was closed.", "info"],
+      ? t("changed.sold_out_in", { time: duration(timing.soldOutAt - timing.liveAt) })
+      : t("changed.sold_out"), "ok"],
+    closed: [t("changed.closed"), "info"],
   }[status];
   if (words) say($("drop-msg"), words[0], words[1]);
 }
@@ -242,21 +253,21 @@ async function act(button, path, body, done) {
 
 $("open").addEventListener("click", () =>
   act($("open"), `/v1/drops/${encodeURIComponent(drop.id)}/open`, undefined, (d) =>
-    d.status === "live" ? "The drop is open. Buyers can buy now." : "Opened, but nothing is left to sell."));
+    d.status === "live" ? t("done.opened") : t("done.opened_empty")));
 
 $("close").addEventListener("click", () =>
   act($("close"), `/v1/drops/${encodeURIComponent(drop.id)}/close`, undefined, () =>
-    "The drop is closed. Nobody can buy until you open it again."));
+    t("done.closed")));
 
 $("restock-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const text = $("restock-qty").value.trim();
   if (!/^\d+$/.test(text) || Number(text) < 1) {
-    return say($("drop-msg"), "Units to add must be a whole number, 1 or more.", "bad");
+    return say($("drop-msg"), t("console.restock_bad"), "bad");
   }
   const quantity = Number(text);
   act($("restock"), `/v1/drops/${encodeURIComponent(drop.id)}/restock`, { quantity }, (d) =>
-    `Added ${count(quantity)} units. ${count(d.remaining)} left now.`);
+    t("done.restocked", { n: quantity, left: d.remaining }));
 });
 
 // The orders file needs the host key in a header, which a plain link cannot carry: fetch
@@ -266,7 +277,7 @@ $("csv").addEventListener("click", async () => {
   const msg = $("drop-msg");
   const id = drop.id;
   $("csv").disabled = true;
-  say(msg, "Preparing the orders file…");
+  say(msg, t("csv.preparing"));
   try {
     const { response } = await api("GET", `/v1/drops/${encodeURIComponent(id)}/orders?format=csv`, {
       token: hostKey, words: HOST_WORDS, raw: true,
@@ -280,7 +291,7 @@ $("csv").addEventListener("click", async () => {
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 60_000);
-    say(msg, "The orders file is downloading.", "ok");
+    say(msg, t("csv.downloading"), "ok");
   } catch (problem) {
     sayProblem(msg, problem);
   } finally {
@@ -291,10 +302,10 @@ $("csv").addEventListener("click", async () => {
 // ---------------------------------------------------------------------------------------
 // Making a drop
 
-function wholeNumber(id, name, min) {
+function wholeNumber(id, field, min) {
   const text = $(id).value.trim();
   if (!/^\d+$/.test(text) || Number(text) < min) {
-    throw new Error(`“${name}” must be a whole number, ${min} or more.`);
+    throw new Error(t("create.whole_number", { name: t(field), min }));
   }
   return Number(text);
 }
@@ -303,24 +314,24 @@ function readForm() {
   const title = $("title").value.trim();
   const sku = $("sku").value.trim();
   const currency = $("currency").value.trim().toUpperCase();
-  if (!title) throw new Error("Give the product a name.");
-  if (!sku) throw new Error("Give the product a code (SKU), for example LOTUS-1.");
-  if (!isCurrency(currency)) throw new Error("The currency is three letters, like CNY, USD or EUR.");
+  if (!title) throw new Error(t("create.no_title"));
+  if (!sku) throw new Error(t("create.no_sku"));
+  if (!isCurrency(currency)) throw new Error(t("create.bad_currency"));
   const spec = {
     title,
     sku,
     price: toMinor($("price").value, currency),
     currency,
-    stock: wholeNumber("stock", "Units for sale", 1),
-    per_buyer_limit: wholeNumber("limit", "Most one buyer may buy", 1),
-    payment_window_s: wholeNumber("window", "Time to pay", 0) * 60,
+    stock: wholeNumber("stock", "field.stock", 1),
+    per_buyer_limit: wholeNumber("limit", "field.per_buyer_limit", 1),
+    payment_window_s: wholeNumber("window", "field.payment_window_s", 0) * 60,
   };
   const room = $("room").value.trim();
   if (room) spec.room = room;
   const opens = $("opens-at").value;
   if (opens) {
     const at = new Date(opens); // the phone's local time, sent as RFC 3339 in UTC
-    if (Number.isNaN(at.getTime())) throw new Error("That opening time is not a real date.");
+    if (Number.isNaN(at.getTime())) throw new Error(t("create.bad_time"));
     spec.opens_at = at.toISOString();
   }
   return spec;
@@ -336,16 +347,16 @@ $("create-form").addEventListener("submit", async (event) => {
     return say(msg, error.message, "bad");
   }
   $("create").disabled = true;
-  say(msg, "Creating the drop…");
+  say(msg, t("create.creating"));
   const d = await hostCall("POST", "/v1/drops", spec, msg);
   $("create").disabled = false;
   if (!d) return;
   localStorage.setItem(LAST, JSON.stringify({ currency: spec.currency, room: spec.room || "" }));
-  say(msg, `Created “${d.title}”. Tap Open when you are ready.`, "ok");
+  say(msg, t("create.created", { title: d.title }), "ok");
   for (const id of ["title", "sku", "price", "stock", "opens-at"]) $(id).value = "";
   priceHint();
   watch(d);
-  say($("drop-msg"), "New drop ready. Tap Open to start selling.", "ok");
+  say($("drop-msg"), t("create.ready"), "ok");
   $("drop-panel").scrollIntoView({ behavior: "smooth", block: "start" });
   if (spec.room) $("room-filter").value = spec.room;
   loadList();
@@ -354,25 +365,27 @@ $("create-form").addEventListener("submit", async (event) => {
 function priceHint() {
   const currency = $("currency").value.trim().toUpperCase();
   if (!isCurrency(currency)) {
-    $("price-hint").textContent = "Currency: three letters, like CNY, USD or EUR.";
+    $("price-hint").textContent = t("create.currency_hint");
     return;
   }
   let name = currency;
   try {
-    name = new Intl.DisplayNames([navigator.language], { type: "currency" }).of(currency) || currency;
+    name = new Intl.DisplayNames([language()], { type: "currency" }).of(currency) || currency;
   } catch {
     /* an unknown code: show it as it is */
   }
   const digits = minorDigits(currency);
-  const how = digits === 0 ? "a whole number" : `up to ${digits} digits after the point`;
+  const how = digits === 0 ? t("create.price_whole") : t("create.price_digits", { digits });
   $("price").placeholder = examplePrice(currency);
   let seen = "";
   try {
-    if ($("price").value.trim()) seen = ` Buyers will see ${formatMoney(toMinor($("price").value, currency), currency)}.`;
+    if ($("price").value.trim()) {
+      seen = ` ${t("create.price_seen", { price: formatMoney(toMinor($("price").value, currency), currency) })}`;
+    }
   } catch (error) {
     seen = ` ${error.message}`;
   }
-  $("price-hint").textContent = `Price in ${name}: ${how}, like ${examplePrice(currency)}.${seen}`;
+  $("price-hint").textContent = t("create.price_hint", { name, how, example: examplePrice(currency) }) + seen;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -381,9 +394,9 @@ function priceHint() {
 function summary(d) {
   return [
     STATUS_WORDS[d.status] || d.status,
-    `${count(d.remaining)} of ${count(d.remaining + d.sold)} left`,
+    t("list.left_of", { left: d.remaining, all: d.remaining + d.sold }),
     formatMoney(d.price, d.currency),
-    d.room ? `room ${d.room}` : "",
+    d.room ? t("list.room", { room: d.room }) : "",
   ].filter(Boolean).join(" · ");
 }
 
@@ -392,21 +405,25 @@ let listNext = null;
 
 async function loadList(more = false) {
   const room = $("room-filter").value.trim();
-  const query = new URLSearchParams();
-  if (room) query.set("room", room);
-  if (more && listNext) query.set("after", listNext);
-  const path = query.size ? `/v1/drops?${query}` : "/v1/drops";
-  let drops;
-  try {
-    const body = (await api("GET", path, { words: HOST_WORDS })).body;
-    drops = body.drops;
-    listNext = body.next;
-  } catch (problem) {
-    return sayProblem($("list-msg"), problem);
+  const rehearsals = $("show-rehearsals").checked || room === REHEARSAL_ROOM;
+  let drops = [];
+  // Pages of nothing but rehearsals are skipped (a few at most), so the list shows drops.
+  for (let page = 0; page < 5 && (page === 0 || (!drops.length && listNext)); page++) {
+    const query = new URLSearchParams();
+    if (room) query.set("room", room);
+    if ((more || page > 0) && listNext) query.set("after", listNext);
+    const path = query.size ? `/v1/drops?${query}` : "/v1/drops";
+    try {
+      const body = (await api("GET", path, { words: HOST_WORDS })).body;
+      drops = body.drops.filter((d) => rehearsals || d.room !== REHEARSAL_ROOM);
+      listNext = body.next;
+    } catch (problem) {
+      return sayProblem($("list-msg"), problem);
+    }
   }
   $("more-drops").hidden = !listNext;
   if (!more) {
-    say($("list-msg"), drops.length ? "" : room ? `No drops in room ${room} yet.` : "No drops yet.");
+    say($("list-msg"), drops.length ? "" : room ? t("list.none_in_room", { room }) : t("list.none"));
   }
   const items = drops.map((d) => {
     const li = document.createElement("li");
@@ -439,6 +456,7 @@ $("list-form").addEventListener("submit", (event) => {
   event.preventDefault();
   loadList();
 });
+$("show-rehearsals").addEventListener("change", () => loadList());
 
 // ---------------------------------------------------------------------------------------
 // Start
@@ -463,11 +481,31 @@ async function start() {
   }
 }
 
+// The QR code of the buyer page: tapped, it fills the screen, to hold up to the camera.
+$("qr-button").addEventListener("click", () => document.body.classList.toggle("qr-full"));
+
+// `flashsale up` and `demo` print the console's address signed in: the host key rides in the
+// fragment (#key=…&drop=…), which the browser never sends. It is kept for this tab, like a
+// typed key, and taken out of the address bar and the history at once.
+function keyFromAddress() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const key = fragment.get("key");
+  if (!key) return;
+  sessionStorage.setItem(KEY, key);
+  hostKey = key;
+  const dropId = fragment.get("drop");
+  history.replaceState(null, "", location.pathname + location.search + (dropId ? `#drop=${encodeURIComponent(dropId)}` : ""));
+}
+
+translatePage();
+switcher($("lang"));
+document.title = t("console.page_title");
 $("currencies").replaceChildren(
   ...COMMON_CURRENCIES.map((c) => Object.assign(document.createElement("option"), { value: c })),
 );
 for (const id of ["currency", "price"]) $(id).addEventListener("input", priceHint);
 
+keyFromAddress();
 if (hostKey) {
   showSignedIn(true);
   start();

@@ -2,6 +2,8 @@
 // yuan; 1290 = 1,290 yen). Hosts type prices in the major unit, the way they say them on
 // camera; these helpers turn one into the other exactly (strings and BigInt, no floats).
 
+import { locale as pageLocale, t } from "./i18n.js";
+
 // ISO 4217 minor-unit digits of the currencies that do not have 2. Every other code is 2.
 const MINOR_DIGITS = {
   BHD: 3, BIF: 0, CLF: 4, CLP: 0, DJF: 0, GNF: 0, IQD: 3, ISK: 0, JOD: 3, JPY: 0,
@@ -40,24 +42,24 @@ export function toMinor(text, currency) {
   if (!s.includes(".") && (s.match(/,/g) || []).length === 1) s = s.replace(",", ".");
   const m = /^(\d*)(?:\.(\d*))?$/.exec(s);
   if (!m || (m[1] === "" && !m[2])) {
-    throw new Error(`Write the price as a number, like ${examplePrice(currency)}.`);
+    throw new Error(t("price.not_a_number", { example: examplePrice(currency) }));
   }
   const whole = m[1] || "0";
   const frac = m[2] || "";
   if (frac.length > digits) {
     throw new Error(
       digits === 0
-        ? `${currency} prices have no cents: write a whole number, like ${examplePrice(currency)}.`
-        : `${currency} prices have at most ${digits} digits after the point.`,
+        ? t("price.no_cents", { currency, example: examplePrice(currency) })
+        : t("price.too_many_digits", { currency, digits }),
     );
   }
   const minor = BigInt(whole) * 10n ** BigInt(digits) + BigInt(frac.padEnd(digits, "0") || "0");
-  if (minor > MAX_EXACT) throw new Error("That price is too large.");
+  if (minor > MAX_EXACT) throw new Error(t("price.too_large"));
   return Number(minor);
 }
 
-// 1290, "CNY" -> "CN¥12.90" (in the viewer's language); falls back to "12.90 CNY".
-export function formatMoney(amount, currency, locale = navigator.language) {
+// 1290, "CNY" -> "CN¥12.90" (in the page's language); falls back to "12.90 CNY".
+export function formatMoney(amount, currency, locale = pageLocale()) {
   const digits = minorDigits(currency);
   const text = majorText(amount, digits);
   try {
