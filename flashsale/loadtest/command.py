@@ -60,8 +60,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="EXPR",
         help="fail unless it holds: p99<10ms, errors<0.1%%, rps>5000, sellout<2s (repeatable)",
     )
-    p.add_argument("--report", metavar="OUT.html", help="write a self-contained HTML report")
-    p.add_argument("--json", metavar="OUT.json", help="write the results as JSON (- for stdout)")
+    p.add_argument(
+        "--report", metavar="OUT.html",
+        help="write a self-contained HTML report (a relative path: in the data dir's reports/)",
+    )  # fmt: skip
+    p.add_argument(
+        "--json", metavar="OUT.json",
+        help="write the results as JSON (- for stdout; a relative path lands in reports/ too)",
+    )  # fmt: skip
     p.add_argument(
         "--no-engine-audit",
         action="store_true",
@@ -110,10 +116,23 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         if to_stdout:
             print(text)
         else:
-            Path(args.json).write_text(text + "\n", encoding="utf-8")
+            out = _report_path(settings, args.json)
+            out.write_text(text + "\n", encoding="utf-8")
+            console.print(f"results written to {out}")
     if args.report:
         from flashsale.loadtest import report_html
 
-        report_html.write(outcome, args.report)
-        console.print(f"report written to {args.report}")
+        out = _report_path(settings, args.report)
+        report_html.write(outcome, str(out))
+        console.print(f"report written to {out}")
     return 0 if outcome.ok else 1
+
+
+def _report_path(settings: Settings, given: str) -> Path:
+    """Reports are run data, like the rest of the data dir: a relative path is taken there,
+    under reports/, not in whatever directory the tool was started from."""
+    path = Path(given)
+    if not path.is_absolute():
+        path = settings.data_dir / "reports" / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

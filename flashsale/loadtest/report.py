@@ -92,8 +92,9 @@ def tables(o: Outcome) -> RenderableType:
         th.add_column("measured", justify="right")
         th.add_column("")
         for t, value, ok in o.thresholds:
-            shown = "-" if value is None else f"{value:.4g}"
-            th.add_row(t.text, shown, Text("pass" if ok else "MISSED", "green" if ok else "red"))
+            th.add_row(
+                t.text, t.shown(value), Text("pass" if ok else "MISSED", "green" if ok else "red")
+            )
         parts.append(th)
     verdict = "PASS" if o.ok else "FAIL"
     parts.append(Text(verdict, style="bold green" if o.ok else "bold red"))

@@ -87,7 +87,7 @@ def render(o: Outcome) -> str:
     answers = sorted(((k, f"{v:,}") for k, v in s.answers.items()), key=lambda kv: kv[0])
     audit = [(f"{c.number}. {c.name}", c.line()) for c in o.checks]
     audit += [("flashsale audit", line) for line in (o.audit_lines or ["not run"])]
-    judged = [(t.text, f"{'pass' if ok else 'MISSED'} ({v})") for t, v, ok in o.thresholds]
+    judged = [(t.text, f"{'pass' if ok else 'MISSED'} ({t.shown(v)})") for t, v, ok in o.thresholds]
     sections = [
         ("Run", facts),
         ("Answers", answers),

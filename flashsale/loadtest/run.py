@@ -5,6 +5,7 @@ answers, the API, `flashsale audit`) and judge the thresholds."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -101,10 +102,16 @@ class Api:
                 return out
 
 
+# The room of the drops the tool makes: the console lists them only when asked, so a
+# rehearsal on the host's own flashsale does not bury the real drops.
+REHEARSAL_ROOM = "rehearsal"
+
+
 async def _drop(api: Api, sc: Scenario, run: str) -> dict[str, Any]:
     if sc.drop:
         return await api.call("GET", f"/v1/drops/{sc.drop}")
     spec = {
+        "room": REHEARSAL_ROOM,
         "sku": f"loadtest-{run}",
         "title": f"Load test {run}",
         "price": sc.price,
@@ -221,6 +228,10 @@ async def run(
             traceback.print_exc()
             audit_lines = [f"could not run: {e!r} (--no-engine-audit away from the stores)"]
             audit_ok = False
+    if not sc.drop:  # the rehearsal's own drop: closed, it is compacted after retention
+        async with aiohttp.ClientSession(sc.url, timeout=timeout) as http:
+            with contextlib.suppress(aiohttp.ClientError, RunError):
+                await Api(http, host_key).call("POST", f"/v1/drops/{drop['id']}/close")
     metrics = summary.metrics()
     judged = [(t, metrics.get(t.metric), t.passes(metrics)) for t in thresholds]
     return Outcome(

@@ -57,6 +57,18 @@ class Threshold:
             raise ValueError(f"threshold {text!r}: rps takes no unit")
         return cls(text.strip(), metric, m["op"], value)
 
+    def shown(self, value: float | None) -> str:
+        """A measured value in its metric's unit, as the threshold compares it."""
+        if value is None:
+            return "-"
+        if self.metric in _LATENCY:
+            return f"{value:,.4g} ms" if value < 1000 else f"{value / 1000:,.3g} s"
+        if self.metric == "sellout":
+            return f"{value:,.3g} s"
+        if self.metric == "errors":
+            return f"{value * 100:.3g}%"
+        return f"{value:,.0f} req/s"
+
     def passes(self, metrics: dict[str, float | None]) -> bool:
         value = metrics.get(self.metric)
         return value is not None and _OPS[self.op](value, self.limit)
