@@ -11,8 +11,10 @@ import os
 import re
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -185,18 +187,25 @@ async def _cli(env: dict[str, str], *args: str) -> tuple[int, str]:
 
 
 async def test_cli_thresholds_json_and_report(
-    make_stack: MakeStack, cli_env: dict[str, str], tmp_path: Path
-) -> None:
+    make_stack: MakeStack, cli_env: dict[str, str], tmp_path: Path,
+    make_context: Callable[..., Awaitable[Any]],
+) -> None:  # fmt: skip
+    """The outputs land in the data dir's reports/ (relative paths), the drop in the
+    rehearsal room, closed afterwards; the HTML report fits a phone."""
     stack = await make_stack()
     scenario = tmp_path / "drop.toml"
     scenario.write_text('stock = 100\nattempts = 800\nquantities = "1:80,2:20"\n')
     common = ["--url", stack.base, "--scenario", str(scenario), "--connections", "16"]
-    report, out_json = tmp_path / "run.html", tmp_path / "run.json"
+    data_dir = tmp_path / "data"
+    env = cli_env | {"FLASHSALE_DATA_DIR": str(data_dir)}
     code, out = await _cli(
-        cli_env, *common, "--threshold", "errors<0.1%", "--threshold", "p99<60s",
-        "--json", str(out_json), "--report", str(report),
+        env, *common, "--threshold", "errors<0.1%", "--threshold", "p99<60s",
+        "--json", "run.json", "--report", "run.html",
     )  # fmt: skip
     assert code == 0, out
+    report, out_json = data_dir / "reports" / "run.html", data_dir / "reports" / "run.json"
+    assert report.is_file() and out_json.is_file(), out
+    assert re.search(r"p99<60s\s*│\s*[\d.,]+ (ms|s)\s*│ pass", out), out  # with its unit
     data = json.loads(out_json.read_text())
     assert data["ok"] and data["drop"]["sold"] == 100 and data["scenario"]["stock"] == 100
     assert sum(data["answers"].values()) == data["requests"] >= 800
@@ -207,6 +216,15 @@ async def test_cli_thresholds_json_and_report(
     assert "remaining stock" in page and "answers/s" in page and "Latency by percentile" in page
     assert "<script src=" not in page.replace('<script src="data:', "")  # self-contained
     assert "plotly" in page.lower()
+    made = (await stack.call("GET", f"/v1/drops/{data['drop']['id']}")).body
+    assert (made["room"], made["status"]) == ("rehearsal", "closed")
+    phone = await (await make_context(viewport={"width": 390, "height": 844})).new_page()
+    await phone.goto(report.as_uri())
+    await phone.wait_for_selector("#latency .main-svg")
+    assert await phone.evaluate("document.documentElement.scrollWidth") <= 390
+    for chart in ("#throughput", "#latency"):
+        box = await phone.locator(chart).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (chart, box)
 
     code, out = await _cli(cli_env, *common, "--threshold", "p50<1us")
     assert code == 1 and "MISSED" in out, out

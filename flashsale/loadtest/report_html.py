@@ -23,8 +23,8 @@ def _over_time(o: Outcome) -> go.Figure:
         secondary_y=False,
     )
     fig.add_trace(
-        go.Scatter(
-            x=[t for t, _ in s.stock],
+        go.Scatter(  # polled from before the start: those samples show at 0
+            x=[max(0.0, t) for t, _ in s.stock],
             y=[r for _, r in s.stock],
             name="remaining stock",
             mode="lines",
@@ -32,10 +32,14 @@ def _over_time(o: Outcome) -> go.Figure:
         ),
         secondary_y=True,
     )
-    fig.update_layout(title="Throughput and remaining stock over time", bargap=0)
+    fig.update_layout(bargap=0, **_phone_layout("Throughput and stock over time"))
     fig.update_xaxes(title_text="seconds since start")
-    fig.update_yaxes(title_text="answers per second", secondary_y=False)
-    fig.update_yaxes(title_text="remaining stock", secondary_y=True, rangemode="tozero")
+    fig.update_yaxes(title_text="answers/s", tickformat="~s", secondary_y=False)
+    # Whole units, never "37.5k" or 2.5: stock is counted in units.
+    fig.update_yaxes(
+        title_text="remaining stock", secondary_y=True, rangemode="tozero", tickformat=",d",
+        showgrid=False, tickmode="auto", nticks=6,
+    )  # fmt: skip
     return fig
 
 
@@ -61,21 +65,44 @@ def _latency(o: Outcome) -> go.Figure:
         ticktext=[f"p{p:g}" for p in ticks],
     )
     fig.update_yaxes(title_text="milliseconds")
-    marks = ", ".join(f"p{p:g} {lat.percentiles.get(p, 0) / 1000:.2f} ms" for p in PERCENTILES)
-    fig.update_layout(title=f"Latency by percentile ({marks}, max {lat.max / 1000:.2f} ms)")
+    fig.update_layout(**_phone_layout("Latency by percentile"))
     return fig
 
 
+# Charts that fit a phone: sized by the page, not fixed; the legend under the plot, not
+# beside it; small margins. (Plotly's default layout is 700 px wide with a side legend.)
+def _phone_layout(title: str) -> dict[str, object]:
+    return {
+        "autosize": True,
+        "height": 360,
+        "margin": {"l": 50, "r": 50, "t": 50, "b": 40},
+        "legend": {"orientation": "h", "y": -0.25},
+        "title": {"text": title, "font": {"size": 15}},
+    }
+
+
 def _rows(rows: list[tuple[str, str]]) -> str:
-    return "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td></tr>" for a, b in rows)
+    """Table rows; a label repeated on the rows after it is left blank there."""
+    out, last = [], None
+    for a, b in rows:
+        label = "" if a == last else a
+        last = a
+        out.append(f"<tr><th>{html.escape(label)}</th><td>{html.escape(b)}</td></tr>")
+    return "".join(out)
 
 
 def render(o: Outcome) -> str:
     s, d = o.summary, o.drop
+    config = {"responsive": True, "displaylogo": False}
     charts = [
-        pio.to_html(_over_time(o), include_plotlyjs=True, full_html=False, div_id="throughput"),
-        pio.to_html(_latency(o), include_plotlyjs=False, full_html=False, div_id="latency"),
-    ]
+        pio.to_html(_over_time(o), include_plotlyjs=True, full_html=False, div_id="throughput",
+                    config=config, default_width="100%"),
+        pio.to_html(_latency(o), include_plotlyjs=False, full_html=False, div_id="latency",
+                    config=config, default_width="100%"),
+    ]  # fmt: skip
+    lat = s.latency
+    marks = [(f"p{p:g}", f"{lat.percentiles.get(p, 0) / 1000:,.2f} ms") for p in PERCENTILES]
+    marks.append(("max", f"{lat.max / 1000:,.2f} ms"))
     facts = [
         ("verdict", "PASS" if o.ok else "FAIL"),
         ("drop", f"{d['id']}: stock {d['stock']}, sold {d['sold']}, remaining {d['remaining']}"),
@@ -85,11 +112,12 @@ def render(o: Outcome) -> str:
         ("errors", f"{s.errors:,} ({s.error_rate:.3%})"),
     ]
     answers = sorted(((k, f"{v:,}") for k, v in s.answers.items()), key=lambda kv: kv[0])
-    audit = [(f"{c.number}. {c.name}", c.line()) for c in o.checks]
+    audit = [("from the answers", c.line()) for c in o.checks]
     audit += [("flashsale audit", line) for line in (o.audit_lines or ["not run"])]
     judged = [(t.text, f"{'pass' if ok else 'MISSED'} ({t.shown(v)})") for t, v, ok in o.thresholds]
     sections = [
         ("Run", facts),
+        ("Latency", marks),
         ("Answers", answers),
         ("Audit", audit),
         ("Thresholds", judged),
@@ -99,11 +127,16 @@ def render(o: Outcome) -> str:
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>flashsale loadtest {html.escape(o.run)}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}
-td{{padding:2px 12px;border-bottom:1px solid #ddd;vertical-align:top}}</style>
+<style>body{{font-family:system-ui,sans-serif;margin:0 auto;padding:1rem;max-width:1100px}}
+h1{{font-size:1.3rem;overflow-wrap:anywhere}} h1 small{{display:block;font-weight:400}}
+table{{border-collapse:collapse;width:100%}}
+th,td{{padding:4px 8px;border-bottom:1px solid #ddd;vertical-align:top;text-align:start;
+overflow-wrap:anywhere}} th{{font-weight:600;width:35%}}
+.plotly-graph-div{{max-width:100%}}</style>
 </head><body>
-<h1>flashsale loadtest: run {html.escape(o.run)}, {html.escape(o.started_at)}</h1>
+<h1>flashsale loadtest: run {html.escape(o.run)}<small>{html.escape(o.started_at)}</small></h1>
 {charts[0]}{charts[1]}{tables}
 </body></html>
 """
