@@ -78,6 +78,11 @@ class Settings:
         return self.data_dir / "redis.url"
 
     @property
+    def runtime_url_file(self) -> Path:
+        """Where a running `up` says it serves (what `loadtest` fires at by default)."""
+        return self.data_dir / "gateway.url"
+
+    @property
     def up_pid_file(self) -> Path:
         return self.data_dir / "up.pid"
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import uvloop
 from rich.console import Console
 from rich.live import Live as RichLive
@@ -16,12 +17,16 @@ from rich.live import Live as RichLive
 from flashsale.config import Settings, missing_secret
 from flashsale.loadtest import report
 from flashsale.loadtest.run import Live, RunError, run
-from flashsale.loadtest.scenario import ARRIVALS, load
+from flashsale.loadtest.scenario import ARRIVALS, DEFAULT_URL, load
 from flashsale.loadtest.thresholds import Threshold
 
 # (flag, type, help); each is also a key of the scenario file
 _SCENARIO_FLAGS: list[tuple[str, Any, str]] = [
-    ("url", str, "the gateway (default http://127.0.0.1:8080)"),
+    (
+        "url",
+        str,
+        "the gateway (default: where `up` in the data dir serves, else http://127.0.0.1:8080)",
+    ),
     ("drop", str, "fire at this existing drop instead of creating one"),
     ("stock", int, "units in the drop it creates (default 1000)"),
     ("limit", int, "per-buyer limit of the drop it creates (default 2)"),
@@ -79,6 +84,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace, settings: Settings) -> int:
     flags = {f.replace("-", "_"): getattr(args, f.replace("-", "_")) for f, _, _ in _SCENARIO_FLAGS}
     sc = load(args.scenario, flags)
+    if sc.url == DEFAULT_URL and settings.runtime_url_file.exists():  # neither flag nor file
+        url = settings.runtime_url_file.read_text(encoding="utf-8").strip()
+        sc = msgspec.structs.replace(sc, url=url)
     thresholds = [Threshold.parse(t) for t in args.threshold]
     host_key = args.host_key or (settings.host_keys[0] if settings.host_keys else None)
     if not host_key:

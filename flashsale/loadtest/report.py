@@ -75,16 +75,20 @@ def tables(o: Outcome) -> RenderableType:
         )
 
     audit = Table(title="audit", show_header=False)
+    audit.add_column(style="bold")
     audit.add_column()
-    for c in o.checks:
-        audit.add_row(Text(f"answers+API {c.line()}", style="" if c.ok else "red"))
+    rows: list[tuple[str, Text]] = [
+        ("from the answers", Text(c.line(), style="" if c.ok else "red")) for c in o.checks
+    ]
     if not o.settled:
-        audit.add_row(Text("FAIL settlement did not list every answered order in time", "red"))
+        rows.append(("", Text("FAIL settlement did not list every answered order in time", "red")))
     if o.audit_lines is None:
-        audit.add_row("flashsale audit: not run (--no-engine-audit)")
+        rows.append(("flashsale audit", Text("not run (--no-engine-audit)")))
     else:
-        for line in o.audit_lines:
-            audit.add_row(Text(f"flashsale audit: {line}", style="" if o.audit_ok else "red"))
+        style = "" if o.audit_ok else "red"
+        rows += [("flashsale audit", Text(line, style=style)) for line in o.audit_lines]
+    for i, (label, line) in enumerate(rows):  # each label once, on its first row
+        audit.add_row(label if i == 0 or rows[i - 1][0] != label else "", line)
     parts: list[RenderableType] = [head, lat, ans, audit]
     if o.thresholds:
         th = Table(title="thresholds")

@@ -49,8 +49,11 @@ def parse_mix(text: str) -> list[tuple[int, float]]:
     return [(q, w / total) for q, w in pairs]
 
 
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
 class Scenario(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    url: str = "http://127.0.0.1:8080"
+    url: str = DEFAULT_URL
     drop: str | None = None  # fire at this existing drop instead of creating one
     stock: int = 1000
     limit: int = 2

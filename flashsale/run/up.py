@@ -73,6 +73,7 @@ async def up(
             )
             print(_banner(settings, host, port, workers), flush=True)
             base = f"http://{reachable(host)}:{port}"
+            settings.runtime_url_file.write_text(base)
             showing = asyncio.create_task(show(settings, base)) if show else None
             await stop.wait()
             print("stopping: no new purchases; settling what is left...", flush=True)
@@ -88,6 +89,7 @@ async def up(
             print(_stopped(left, still), flush=True)
     finally:
         settings.runtime_redis_file.unlink(missing_ok=True)
+        settings.runtime_url_file.unlink(missing_ok=True)
         pid_file.unlink(missing_ok=True)
         server.stop()
     print("flashsale stopped", flush=True)
