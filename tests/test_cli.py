@@ -74,6 +74,10 @@ async def test_up_runs_everything_and_stops_without_losing_an_order(tmp_path: Pa
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert "flashsale is up" in out and "nothing left behind" in out
+    # what the stop itself settled, not the run's total
+    assert re.search(
+        r"settled the 1 order event\(s\) still in Redis|already in the order store", out
+    )
     with sqlite3.connect(data / "orders.db") as db:
         rows = db.execute("SELECT id, buyer, quantity FROM orders").fetchall()
     assert rows == [(order_id, "alice", 2)]
@@ -112,6 +116,13 @@ async def test_serve_and_worker_as_separate_processes(
     for proc in (gateway, worker):
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0, out
+
+
+def test_help_names_every_command() -> None:
+    result = run("--help", env=_env_without_flashsale())
+    assert result.returncode == 0
+    for command in ("up", "demo", "serve", "worker", "token", "audit", "loadtest", "bench"):
+        assert re.search(rf"^\s+{command}\s", result.stdout, re.MULTILINE), command
 
 
 def test_token_prints_a_buyer_token(tmp_path: Path) -> None:
