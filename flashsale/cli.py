@@ -21,6 +21,7 @@ from flashsale.run.demo import DEMO_DIR
 # The commands that make the data dir's secrets when they are missing; the others only read
 # them, so that one run from the wrong place says so instead of signing with a new secret.
 _SERVING = ("up", "serve", "worker", "demo")
+_GATEWAYS = ("up", "serve", "demo")  # the commands that serve HTTP on --port
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,11 +115,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             database_url=args.database_url, acks=args.acks,
             keep=args.command in _SERVING,
         )  # fmt: skip
-        if args.command in (
-            "up",
-            "serve",
-            "demo",
-        ):  # the gateway processes on this port count together
+        if args.command in _GATEWAYS:  # the gateway processes on this port count together
             share_across_processes(settings.data_dir / "metrics" / str(args.port), fresh=True)
         if args.command == "token":
             from flashsale.gateway.auth import Auth

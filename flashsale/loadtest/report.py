@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from rich.console import Group, RenderableType
@@ -11,6 +11,16 @@ from rich.text import Text
 
 from flashsale.loadtest.results import PERCENTILES, expected
 from flashsale.loadtest.run import Live, Outcome
+
+V = TypeVar("V")
+
+
+def labelled_once(rows: list[tuple[str, V]]) -> list[tuple[str, V]]:
+    """Rows of (label, value) with a label repeated on the rows after it left blank there:
+    how both reports show several lines from one source."""
+    return [
+        ("" if i and rows[i - 1][0] == label else label, v) for i, (label, v) in enumerate(rows)
+    ]
 
 
 def _ms(us: float) -> str:
@@ -87,8 +97,8 @@ def tables(o: Outcome) -> RenderableType:
     else:
         style = "" if o.audit_ok else "red"
         rows += [("flashsale audit", Text(line, style=style)) for line in o.audit_lines]
-    for i, (label, line) in enumerate(rows):  # each label once, on its first row
-        audit.add_row(label if i == 0 or rows[i - 1][0] != label else "", line)
+    for label, line in labelled_once(rows):
+        audit.add_row(label, line)
     parts: list[RenderableType] = [head, lat, ans, audit]
     if o.thresholds:
         th = Table(title="thresholds")

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from flashsale.loadtest.report import labelled_once
 from flashsale.loadtest.results import PERCENTILES
 from flashsale.loadtest.run import Outcome
 
@@ -82,13 +83,10 @@ def _phone_layout(title: str) -> dict[str, object]:
 
 
 def _rows(rows: list[tuple[str, str]]) -> str:
-    """Table rows; a label repeated on the rows after it is left blank there."""
-    out, last = [], None
-    for a, b in rows:
-        label = "" if a == last else a
-        last = a
-        out.append(f"<tr><th>{html.escape(label)}</th><td>{html.escape(b)}</td></tr>")
-    return "".join(out)
+    return "".join(
+        f"<tr><th>{html.escape(a)}</th><td>{html.escape(b)}</td></tr>"
+        for a, b in labelled_once(rows)
+    )
 
 
 def render(o: Outcome) -> str:

@@ -5,9 +5,8 @@ socket: no request or response objects, no router, no middleware, no task per pu
 Everything else is aiohttp's: the first request on a connection that is not a hot call
 turns the connection over to an aiohttp request handler for good, and from then on this
 parser only frames what it reads, forwarding each request to that handler as canonical
-HTTP/1.1. So every byte on the port is parsed and
-bounded in one place (the limits in wire.py), and what aiohttp serves sees only requests
-that passed them.
+HTTP/1.1. So every byte on the port is parsed and bounded in one place (the limits in
+wire.py), and what aiohttp serves sees only requests that passed them.
 
 Answers leave in the order their requests came (pipelining): each request takes a slot in
 `queue` when its headers are read, and a slot is written only once every slot before it

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The headers the hot calls read; the rest are only counted against the limits.
+# The headers read off every request (the hot calls' own, and those that frame a body);
+# the rest are only counted against the limits.
 WANTED = frozenset({
     b"authorization", b"idempotency-key", b"x-request-id", b"x-forwarded-for", b"expect",
     b"content-length", b"transfer-encoding",

@@ -10,6 +10,7 @@ import subprocess
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import aiohttp
@@ -58,9 +59,9 @@ class Rig:
     worker: subprocess.Popen[bytes]
     settings: Settings  # what the gateway and the worker run with
 
-    @property
+    @cached_property
     def auth(self) -> Auth:
-        """Mints buyer tokens the rig's gateways accept."""
+        """Mints buyer tokens the rig's gateways accept (made once: the bench mints 20,000)."""
         return Auth(self.secret, [])
 
 
