@@ -20,6 +20,7 @@ class Answer:
     quantity: int
     key: str | None
     reply: Reply
+    variant: str = ""
 
 
 async def assert_invariants(stack: Stack, drop_id: str, answers: list[Answer]) -> list[Order]:
@@ -35,7 +36,7 @@ async def assert_invariants(stack: Stack, drop_id: str, answers: list[Answer]) -
     for i, a in enumerate(answers):
         n = index.setdefault((a.buyer, a.key), i) if a.key is not None else i
         if n == i:
-            attempts.append(Attempt(i, a.buyer, a.quantity, a.key or "", 0.0, False))
+            attempts.append(Attempt(i, a.buyer, a.quantity, a.key or "", 0.0, False, a.variant))
         seen.append(Seen(n, FIRST, a.reply.status, 0.0, a.reply.body))
     checks = check(attempts, seen, drop, [o.public() for o in stored.values()])
     assert all(c.ok for c in checks), [c.line() for c in checks]

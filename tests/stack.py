@@ -111,14 +111,20 @@ class Stack:
         return r.body
 
     async def buy(
-        self, drop_id: str, buyer: str, quantity: int = 1, key: str | None = None
+        self,
+        drop_id: str,
+        buyer: str,
+        quantity: int = 1,
+        key: str | None = None,
+        variant: str | None = None,
     ) -> Reply:
         headers = self.as_buyer(buyer)
         if key is not None:
             headers["Idempotency-Key"] = key
-        return await self.call(
-            "POST", f"/v1/drops/{drop_id}/purchase", {"quantity": quantity}, headers
-        )
+        body: dict[str, Any] = {"quantity": quantity}
+        if variant is not None:
+            body["variant"] = variant
+        return await self.call("POST", f"/v1/drops/{drop_id}/purchase", body, headers)
 
     async def settle(self) -> None:
         """Waits until every order event is in the store: settled by this stack's worker, or

@@ -17,7 +17,7 @@ CORRUPTIONS = {
     2: "UPDATE orders SET status = 'expired' WHERE seq = 1",
     3: "DELETE FROM orders WHERE seq = 1",
     4: "INSERT INTO orders SELECT substr(id, 1, 13) || 'zzzzzzzzzzzzzzzz', drop_id, 99, buyer, "
-       "quantity, amount, currency, status, NULL, created_at, expires_at, ended_at "
+       "quantity, amount, currency, status, NULL, created_at, expires_at, ended_at, NULL, NULL "
        "FROM orders WHERE seq = 1",
     5: "UPDATE orders SET buyer = 'alice'",
     6: "UPDATE orders SET idempotency_key = 'k-1', buyer = 'alice' WHERE seq IN (1, 2)",

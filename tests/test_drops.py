@@ -101,9 +101,11 @@ async def test_drop_object_has_the_contract_fields(stack: Stack) -> None:
     drop = await stack.new_drop(open_it=False, payment_window_s=60, per_buyer_limit=3)
     assert set(drop) == {
         "id", "sku", "title", "price", "currency", "stock", "remaining", "sold",
-        "per_buyer_limit", "room", "status", "opens_at", "payment_window_s",
+        "per_buyer_limit", "room", "status", "opens_at", "payment_window_s", "deposit",
+        "variants",
     }  # fmt: skip
     assert (drop["room"], drop["opens_at"], drop["sold"]) == (None, None, 0)
+    assert (drop["deposit"], drop["variants"]) == (None, None)
 
 
 async def test_a_schedule_already_past_is_live_at_once(stack: Stack) -> None:

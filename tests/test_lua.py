@@ -29,8 +29,8 @@ async def _drop(engine: Engine, **spec: object) -> str:
     return drop.id
 
 
-def _requests(drop_id: str, n: int, key: str = "") -> list[tuple[str, str, int, str]]:
-    return [(oid, f"b{i}", 1, key) for i, oid in enumerate(new_order_ids(drop_id, n))]
+def _requests(drop_id: str, n: int, key: str = "") -> list[tuple[str, str, int, str, str]]:
+    return [(oid, f"b{i}", 1, key, "") for i, oid in enumerate(new_order_ids(drop_id, n))]
 
 
 async def test_a_recheck_finds_what_ran_and_voids_what_did_not(engine: Engine) -> None:

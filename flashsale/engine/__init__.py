@@ -20,7 +20,13 @@ from flashsale.engine.backlog import (
 from flashsale.engine.compaction import Compactor, reopen
 from flashsale.engine.core import Engine
 from flashsale.engine.drops import Listed, Mark
-from flashsale.engine.errors import REDIS_ERRORS, NeverSent, Unavailable, Undecided
+from flashsale.engine.errors import (
+    REDIS_ERRORS,
+    NeverSent,
+    Unavailable,
+    Undecided,
+    VariantError,
+)
 from flashsale.engine.ids import is_drop_id, new_order_ids
 from flashsale.engine.keys import GROUP, DropKeys, rate_window
 from flashsale.engine.live import MAX_RATE, Watch
@@ -30,6 +36,8 @@ from flashsale.engine.models import (
     Order,
     PayOutcome,
     Refusal,
+    Variant,
+    VariantRefusal,
     orders_of,
     rfc3339,
 )
@@ -37,7 +45,14 @@ from flashsale.engine.purchase import DOWN_S, Decision, Outcome
 from flashsale.engine.redis import RedisClient, connect, text
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.settlement import SettlementWorker
-from flashsale.engine.specs import DropSpec, PurchaseSpec, RestockSpec, Text64
+from flashsale.engine.specs import (
+    DropSpec,
+    PurchaseSpec,
+    RestockSpec,
+    Text64,
+    VariantCode,
+    VariantSpec,
+)
 from flashsale.engine.status_feed import Shut
 from flashsale.engine.stopping import pause
 from flashsale.engine.store import STORE_ERRORS, OrderStore, open_store
@@ -77,6 +92,11 @@ __all__ = [
     "Text64",
     "Unavailable",
     "Undecided",
+    "Variant",
+    "VariantCode",
+    "VariantError",
+    "VariantRefusal",
+    "VariantSpec",
     "Watch",
     "audit",
     "backlog",

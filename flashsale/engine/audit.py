@@ -1,5 +1,6 @@
-"""Checks the contract's six invariants against Redis (what was decided and answered) and the
-order store (what was recorded). Used by `flashsale audit`, the tests and the load tool.
+"""Checks the contract's six invariants (1 and 2 per variant too) against Redis (what was
+decided and answered) and the order store (what was recorded). Used by `flashsale audit`,
+the tests and the load tool.
 """
 
 from __future__ import annotations
@@ -74,6 +75,45 @@ def _units_by_buyer(orders: dict[str, Order]) -> Counter[str]:
     return held
 
 
+def _units_by_variant(orders: dict[str, Order]) -> Counter[str | None]:
+    held: Counter[str | None] = Counter()
+    for o in orders.values():
+        if o.live:
+            held[o.variant] += o.quantity
+    return held
+
+
+def _variant_findings(
+    drop: Drop, decided: dict[str, Order], stored: dict[str, Order]
+) -> list[tuple[int, str]]:
+    """Invariants 1 and 2 for each variant, and the drop's counters as their sums."""
+    if drop.variants is None:
+        strays = {o.variant for o in stored.values() if o.variant is not None}
+        return [(2, f"orders of variant(s) {sorted(strays)} on a drop without")] if strays else []
+    out: list[tuple[int, str]] = []
+    in_store, in_redis = _units_by_variant(stored), _units_by_variant(decided)
+    for v in drop.variants:
+        units = in_store[v.code]
+        if units > v.stock:
+            out.append((1, f"variant {v.code}: live orders hold {units} units of {v.stock}"))
+        if v.remaining + v.sold != v.stock:
+            out.append((2, f"variant {v.code}: remaining {v.remaining} + sold {v.sold} != "
+                           f"stock {v.stock}"))  # fmt: skip
+        for where, held in (("the store", units), ("Redis", in_redis[v.code])):
+            if held != v.sold:
+                out.append((2, f"variant {v.code}: sold is {v.sold} but live orders in {where} "
+                               f"hold {held}"))  # fmt: skip
+    for name in ("stock", "remaining", "sold"):
+        total = sum(getattr(v, name) for v in drop.variants)
+        if total != getattr(drop, name):
+            out.append((2, f"the drop's {name} {getattr(drop, name)} is not its variants' {total}"))
+    codes: set[str | None] = {v.code for v in drop.variants}
+    wrong = {o.variant for o in stored.values()} - codes
+    if wrong:
+        out.append((2, f"orders of variant(s) {sorted(map(str, wrong))} the drop does not have"))
+    return out
+
+
 def _check_drop(
     drop: Drop,
     decided: dict[str, Order],
@@ -98,6 +138,8 @@ def _check_drop(
             fail(2, f"sold is {drop.sold} but live orders in {where} hold {units}")
     if dict(decided_held) != {b: n for b, n in counts.items() if n}:
         fail(2, "per-buyer unit counts in Redis disagree with the buyers' live orders")
+    for invariant, message in _variant_findings(drop, decided, stored):
+        fail(invariant, message)
 
     for oid, o in decided.items():
         s = stored.get(oid)

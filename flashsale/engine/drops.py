@@ -6,13 +6,14 @@ import asyncio
 import time
 from typing import Protocol, cast
 
+from flashsale.engine.errors import VariantError
 from flashsale.engine.ids import is_drop_id, new_drop_id
 from flashsale.engine.keys import DROP_INDEX, GROUP, DropKeys, room_index
-from flashsale.engine.models import Drop
+from flashsale.engine.models import Drop, variant_field
 from flashsale.engine.redis import RedisClient, text
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.specs import DropSpec
-from flashsale.engine.status_feed import StatusFeed
+from flashsale.engine.status_feed import StatusFeed, variant_refusal
 
 Mark = tuple[float, str]  # a drop's place in the index: (creation score, id)
 
@@ -62,15 +63,27 @@ class Drops:
             "id": drop_id,
             "sku": spec.sku,
             "title": spec.title,
-            "price": spec.price,
             "currency": spec.currency,
-            "stock": spec.stock,
-            "remaining": spec.stock,
             "per_buyer_limit": spec.per_buyer_limit,
             "room": spec.room or "",
             "status": "pending",
             "payment_window_s": spec.payment_window_s,
         }
+        if spec.variants is None:
+            fields.update(price=spec.price, stock=spec.stock, remaining=spec.stock)
+            if spec.deposit is not None:
+                fields["deposit"] = spec.deposit
+        else:
+            total = sum(v.stock for v in spec.variants)
+            fields.update(
+                variants=" ".join(v.code for v in spec.variants), stock=total, remaining=total
+            )
+            for v in spec.variants:
+                own = {"title": v.title, "price": v.price, "stock": v.stock,
+                       "remaining": v.stock, "sold": 0}  # fmt: skip
+                if v.deposit is not None:
+                    own["deposit"] = v.deposit
+                fields.update({variant_field(v.code, k): x for k, x in own.items()})
         if spec.opens_at is not None:
             fields["opens_at"] = int(spec.opens_at.timestamp() * 1000)
         pairs = [x for kv in fields.items() for x in kv]
@@ -92,8 +105,20 @@ class Drops:
     async def close(self, drop_id: str) -> Drop | None:
         return await self._op(drop_id, "close")
 
-    async def restock(self, drop_id: str, quantity: int) -> Drop | None:
-        return await self._op(drop_id, "restock", quantity)
+    async def restock(self, drop_id: str, quantity: int, variant: str = "") -> Drop | None:
+        """Adds units (of one variant, on a drop with them); raises VariantError when the
+        variant does not fit the drop. A drop's variants never change, so checking them
+        before the script is as good as inside it."""
+        drop = await self.get(drop_id)
+        if drop is None:
+            return None
+        wrong = variant_refusal(
+            None if drop.variants is None else frozenset(v.code for v in drop.variants),
+            variant or None,
+        )
+        if wrong is not None:
+            raise VariantError(wrong)
+        return await self._op(drop_id, "restock", quantity, variant)
 
     async def is_compacted(self, drop_id: str) -> bool:
         """Whether only the drop's record is left in Redis (compaction.py)."""

@@ -20,6 +20,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from flashsale.engine.models import VariantRefusal
+
 # Every error of Redis's: a cluster's own (SlotNotCoveredError mid-failover) is not a
 # RedisError in redis-py.
 REDIS_ERRORS = (RedisError, RedisClusterException)
@@ -46,6 +48,15 @@ class Undecided(Exception):
     a lost answer): it may or may not have been made; a retry with the same key finds out."""
 
 
+class VariantError(ValueError):
+    """A host's call named a variant that does not fit the drop (a restock); purchases
+    carry theirs as outcomes instead."""
+
+    def __init__(self, refusal: VariantRefusal) -> None:
+        super().__init__(refusal)
+        self.refusal = refusal
+
+
 __all__ = [
     "AMBIGUOUS",
     "REDIS_ERRORS",
@@ -53,5 +64,6 @@ __all__ = [
     "RedisError",
     "Unavailable",
     "Undecided",
+    "VariantError",
     "never_sent",
 ]

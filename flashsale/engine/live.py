@@ -7,7 +7,8 @@ latest counters of each watched drop, and each viewer sends them at most `MAX_RA
 second: whatever arrived in between is coalesced into the newest. Every gateway process
 reads the same messages from Redis, so viewers on different gateways see the same counters.
 On a lost subscription every watched drop is read again from Redis, so nothing missed stays
-wrong.
+wrong. A drop with variants also has each variant's counters; a batch's message carries
+only the variants it sold, and the watch merges them into what it holds.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import msgspec
 
 from flashsale.engine.errors import REDIS_ERRORS
 from flashsale.engine.keys import LIVE_CHANNEL, DropKeys
+from flashsale.engine.models import variant_field
 from flashsale.engine.redis import RedisClient, subscriber, text
 from flashsale.engine.stopping import pause
 
@@ -29,16 +31,51 @@ log = logging.getLogger(__name__)
 MAX_RATE = 10  # events a second per viewer at most
 
 
+class Counters(msgspec.Struct):
+    """What a /live `stock` event says; `variants`: code -> {"remaining", "sold"}."""
+
+    remaining: int
+    sold: int
+    status: str
+    variants: dict[str, dict[str, int]] | None = None
+
+
+def parse_counts(message: str) -> tuple[int, int, str, dict[str, dict[str, int]]]:
+    """A LIVE_CHANNEL message (lib.lua `publish_counts`): the drop's counters and those of the
+    variants it names."""
+    remaining, sold, status, *pairs = message.split(" ")
+    variants = {}
+    for pair in pairs:
+        code, _, counts = pair.partition("=")
+        left, _, gone = counts.partition("/")
+        variants[code] = {"remaining": int(left), "sold": int(gone)}
+    return int(remaining), int(sold), status, variants
+
+
 class Watch:
     """The latest counters of one drop, as JSON bytes, and a way to wait for newer ones."""
 
     def __init__(self) -> None:
         self.counters = b""
+        self.current: Counters | None = None
+        self.missed = 0  # messages that came before the first read
         self.version = 0
         self.viewers = 0
         self._changed = asyncio.Event()
 
-    def update(self, counters: bytes) -> None:
+    def merge(self, message: str) -> None:
+        """A published change: the drop's counters, and those of the variants it names."""
+        if self.current is None:  # nothing to merge into yet: the first read is on its way
+            self.missed += 1
+            return
+        remaining, sold, status, named = parse_counts(message)
+        held = self.current.variants
+        variants = None if held is None and not named else {**(held or {}), **named}
+        self.update(Counters(remaining, sold, status, variants))
+
+    def update(self, current: Counters) -> None:
+        self.current = current
+        counters = msgspec.json.encode(current)
         if counters == self.counters:
             return
         self.counters = counters
@@ -70,8 +107,13 @@ class LiveFeed:
             self._stop = asyncio.Event()
             self._follower = asyncio.create_task(self._follow(self._stop))
         try:
-            if not watch.counters:
-                watch.update(await self.read(drop_id))
+            for attempt in range(3):  # read again if a change came meanwhile (twice at most)
+                if watch.current is not None:
+                    break
+                missed = watch.missed
+                counters = await self.read(drop_id)
+                if watch.current is None and (watch.missed == missed or attempt == 2):
+                    watch.update(counters)
             yield watch
         finally:
             watch.viewers -= 1
@@ -84,11 +126,21 @@ class LiveFeed:
         """Drop id -> viewers in this process."""
         return {drop_id: w.viewers for drop_id, w in self._watches.items()}
 
-    async def read(self, drop_id: str) -> bytes:
-        remaining, sold, status = await self._redis.hmget(
-            DropKeys.of(drop_id).drop, "remaining", "sold", "status"
+    async def read(self, drop_id: str) -> Counters:
+        key = DropKeys.of(drop_id).drop
+        remaining, sold, status, listed = await self._redis.hmget(
+            key, "remaining", "sold", "status", "variants"
         )
-        return counters_json(int(remaining or 0), int(sold or 0), text(status or b""))
+        variants = None
+        if listed:
+            codes = text(listed).split(" ")
+            names = [variant_field(c, n) for c in codes for n in ("remaining", "sold")]
+            got = await self._redis.hmget(key, names)
+            variants = {
+                c: {"remaining": int(got[2 * i] or 0), "sold": int(got[2 * i + 1] or 0)}
+                for i, c in enumerate(codes)
+            }
+        return Counters(int(remaining or 0), int(sold or 0), text(status or b""), variants)
 
     async def _follow(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -106,8 +158,7 @@ class LiveFeed:
                         drop_id = text(message["channel"])[len(LIVE_CHANNEL) :]
                         watched = self._watches.get(drop_id)
                         if watched is not None:
-                            remaining, sold, status = text(message["data"]).split(" ")
-                            watched.update(counters_json(int(remaining), int(sold), status))
+                            watched.merge(text(message["data"]))
             except (*REDIS_ERRORS, OSError) as e:
                 log.warning("live feed lost, following again: %s", e)
             finally:
@@ -119,7 +170,3 @@ class LiveFeed:
         self._stop.set()
         if self._follower is not None:
             await self._follower
-
-
-def counters_json(remaining: int, sold: int, status: str) -> bytes:
-    return msgspec.json.encode({"remaining": remaining, "sold": sold, "status": status})

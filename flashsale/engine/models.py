@@ -17,7 +17,13 @@ LIVE_ORDER_STATUSES = frozenset({"confirmed", "reserved", "paid"})
 # `compacted`, a keyed request of a compacted drop, which the purchaser looks up in the
 # store (a replay, or `not_live`): it never reaches a buyer.
 # The refusals, each answered with its own status and code (gateway/purchase.py REFUSALS).
-Refusal = Literal["not_found", "not_live", "sold_out", "limit_reached", "idempotency_conflict"]
+# Three refusals are the request's fault and answered 400: a variant the drop does not have,
+# none on a drop with variants, one on a drop without.
+VariantRefusal = Literal["unknown_variant", "variant_required", "no_variants"]
+Refusal = (
+    Literal["not_found", "not_live", "sold_out", "limit_reached", "idempotency_conflict"]
+    | VariantRefusal
+)
 Outcome = Refusal | Literal["created", "replay", "unavailable", "undecided", "compacted"]
 # What paying an order comes to (pay.lua).
 PayOutcome = Literal["paid", "not_found", "not_payable", "expired"]
@@ -33,13 +39,29 @@ def rfc3339(ms: int | None) -> str | None:
     )
 
 
+def variant_field(code: str, name: str) -> str:
+    """The drop hash field of one variant's `name` (the scripts spell it alike)."""
+    return f"v:{code}:{name}"
+
+
+class Variant(msgspec.Struct, kw_only=True):
+    code: str
+    title: str
+    price: int
+    deposit: int | None
+    stock: int
+    remaining: int
+    sold: int
+
+
 class Drop(msgspec.Struct, kw_only=True):
     id: str
     sku: str
     title: str
-    price: int
+    price: int | None  # null on a drop with variants: each has its own
+    deposit: int | None
     currency: str
-    stock: int
+    stock: int  # with variants, these three are their sums
     remaining: int
     sold: int
     per_buyer_limit: int
@@ -47,16 +69,19 @@ class Drop(msgspec.Struct, kw_only=True):
     status: DropStatus
     opens_at: str | None
     payment_window_s: int
+    variants: list[Variant] | None
 
     @classmethod
     def from_hash(cls, flat: list[bytes]) -> Drop:
         """Builds a drop from HGETALL's flat field/value list as the scripts return it."""
         h = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
+        codes = h["variants"].split(" ") if h.get("variants") else None
         return cls(
             id=h["id"],
             sku=h["sku"],
             title=h["title"],
-            price=int(h["price"]),
+            price=int(h["price"]) if "price" in h else None,
+            deposit=int(h["deposit"]) if "deposit" in h else None,
             currency=h["currency"],
             stock=int(h["stock"]),
             remaining=int(h["remaining"]),
@@ -66,7 +91,27 @@ class Drop(msgspec.Struct, kw_only=True):
             status=h["status"],  # type: ignore[arg-type]
             opens_at=rfc3339(int(h["opens_at"])) if h.get("opens_at") else None,
             payment_window_s=int(h["payment_window_s"]),
+            variants=None if codes is None else [_variant(h, code) for code in codes],
         )
+
+    def variant(self, code: str) -> Variant | None:
+        return next((v for v in self.variants or () if v.code == code), None)
+
+
+def _variant(h: dict[str, str], code: str) -> Variant:
+    def field(name: str) -> str:
+        return h[variant_field(code, name)]
+
+    deposit = h.get(variant_field(code, "deposit"))
+    return Variant(
+        code=code,
+        title=field("title"),
+        price=int(field("price")),
+        deposit=int(deposit) if deposit else None,
+        stock=int(field("stock")),
+        remaining=int(field("remaining")),
+        sold=int(field("sold")),
+    )
 
 
 class Order(msgspec.Struct, kw_only=True):
@@ -84,6 +129,8 @@ class Order(msgspec.Struct, kw_only=True):
     expires_at: int | None = None
     ended_at: int | None = None  # when it was paid or expired
     idempotency_key: str | None = None
+    variant: str | None = None
+    balance: int | None = None  # (price - deposit) x quantity, due off the platform
 
     @property
     def live(self) -> bool:
@@ -100,6 +147,8 @@ class Order(msgspec.Struct, kw_only=True):
             "currency": self.currency,
             "status": self.status,
             "expires_at": rfc3339(self.expires_at),
+            "variant": self.variant,
+            "balance": self.balance,
         }
 
 

@@ -59,7 +59,8 @@ MAX_BATCH = 256  # purchases per script call: Redis runs nothing else while a sc
 BATCHES_IN_FLIGHT = 2  # batches of one drop on their way to Redis at once, per process
 DOWN_S = 0.25  # after a failed connect, purchases are refused this long without trying
 
-Request = tuple[str, str, int, str]  # order id, buyer, quantity, idempotency key ("" = none)
+# order id, buyer, quantity, idempotency key, variant ("" = none, for either)
+Request = tuple[str, str, int, str, str]
 _pack = msgspec.msgpack.Encoder().encode
 
 
@@ -71,13 +72,17 @@ class Decision:
 
 NOT_FOUND = Decision("not_found")
 UNDECIDED = Decision("undecided")
-REFUSED = {outcome: Decision(outcome) for outcome in REFUSING.values()}
+# What the status feed refuses without Redis (status_feed.py), made once.
+REFUSED: dict[Outcome, Decision] = {
+    outcome: Decision(outcome)
+    for outcome in (*REFUSING.values(), "unknown_variant", "variant_required", "no_variants")
+}
 
 
 # Called once with what was decided: a Decision, or the exception that stands for none
 # (Unavailable; CancelledError when the process stops mid-batch).
 Done = Callable[[Decision | BaseException], None]
-Waiting = tuple[str, int, str, Done]  # buyer, quantity, key, whom to tell
+Waiting = tuple[str, int, str, str, Done]  # buyer, quantity, key, variant, whom to tell
 Replays = Callable[[str, str, str], Awaitable[Order | None]]  # drop, buyer, key -> order
 
 
@@ -119,7 +124,12 @@ class Purchaser:
         self._down: dict[str, float] = {}
 
     def purchase(
-        self, drop_id: str, buyer: str, quantity: int, idempotency_key: str | None = None
+        self,
+        drop_id: str,
+        buyer: str,
+        quantity: int,
+        idempotency_key: str | None = None,
+        variant: str | None = None,
     ) -> asyncio.Future[Decision]:
         """`submit`, with the decision in a future."""
         answer: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
@@ -134,11 +144,17 @@ class Purchaser:
             else:
                 answer.set_exception(result)
 
-        self.submit(drop_id, buyer, quantity, idempotency_key, done)
+        self.submit(drop_id, buyer, quantity, idempotency_key, variant, done)
         return answer
 
     def submit(
-        self, drop_id: str, buyer: str, quantity: int, idempotency_key: str | None, done: Done
+        self,
+        drop_id: str,
+        buyer: str,
+        quantity: int,
+        idempotency_key: str | None,
+        variant: str | None,
+        done: Done,
     ) -> None:
         """Queues one purchase for this tick's batch; `done` hears the decision (at once,
         before this returns, when no Redis is needed)."""
@@ -151,14 +167,14 @@ class Purchaser:
             done(Unavailable("Redis is unreachable"))
             return
         if self.feed is not None:
-            refused = self.feed.refusal(drop_id, buyer, idempotency_key)
+            refused = self.feed.refusal(drop_id, buyer, idempotency_key, variant)
             if refused is not None:
                 done(REFUSED[refused])
                 return
         queue = self._queues.get(drop_id)
         if queue is None:
             queue = self._queues[drop_id] = []
-        queue.append((buyer, quantity, idempotency_key or "", done))
+        queue.append((buyer, quantity, idempotency_key or "", variant or "", done))
         if len(queue) >= self.max_batch:
             del self._queues[drop_id]
             self._send(drop_id, queue)
@@ -198,7 +214,7 @@ class Purchaser:
 
     async def _run_batch(self, drop_id: str, queue: list[Waiting]) -> None:
         ids = new_order_ids(drop_id, len(queue))
-        requests = [(oid, b, q, k) for oid, (b, q, k, _) in zip(ids, queue, strict=True)]
+        requests = [(oid, b, q, k, v) for oid, (b, q, k, v, _) in zip(ids, queue, strict=True)]
         try:
             decisions = await self.decide(drop_id, requests, lambda: self._landed(drop_id))
             if self.replays is not None and any(d.outcome == "compacted" for d in decisions):
@@ -218,7 +234,7 @@ class Purchaser:
         _tell(queue, decisions)
         # Redis refused the batch's last purchase as sold out or not live: perhaps a
         # message this process missed (the feed asks Redis once).
-        if self.feed is not None and decisions[-1].outcome in REFUSED:
+        if self.feed is not None and decisions[-1].outcome in REFUSING.values():
             self.feed.refused(drop_id)
 
     async def _from_store(
@@ -227,7 +243,7 @@ class Purchaser:
         """Keyed requests of a compacted drop: a replay if the store has the key's order."""
         assert self.replays is not None
         out = []
-        for (buyer, _, key, _), d in zip(queue, decisions, strict=True):
+        for (buyer, _, key, _, _), d in zip(queue, decisions, strict=True):
             if d.outcome == "compacted":
                 try:
                     order = await self.replays(drop_id, buyer, key)

@@ -24,31 +24,80 @@ PRINTABLE = r"^[^\x00-\x1f\x7f]+\Z"
 
 Text64 = Annotated[str, Meta(min_length=1, max_length=64, pattern=PRINTABLE)]
 Quantity = Annotated[int, Meta(ge=1, le=10**9)]
+Price = Annotated[int, Meta(ge=0, le=MAX_EXACT)]
+Deposit = Annotated[int, Meta(ge=1, le=MAX_EXACT)]
+# A variant's code names Redis hash fields ("v:<code>:remaining") and travels in status
+# messages split on spaces: the contract's alphabet has neither ':' nor white space.
+VariantCode = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+\Z")]
+MAX_VARIANTS = 50
+
+
+class VariantSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One SKU of a drop (a pack size, a colour): its own price, stock and deposit."""
+
+    code: VariantCode
+    title: Annotated[str, Meta(min_length=1, max_length=100, pattern=PRINTABLE)]
+    price: Price
+    stock: Quantity
+    deposit: Deposit | None = None
 
 
 class DropSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sku: Text64
     title: Annotated[str, Meta(min_length=1, max_length=200, pattern=PRINTABLE)]
-    price: Annotated[int, Meta(ge=0, le=MAX_EXACT)]
     currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}\Z")]
-    stock: Quantity
+    # price and stock: required on a drop without variants, refused on one with them
+    price: Price | None = None
+    stock: Quantity | None = None
+    deposit: Deposit | None = None
+    variants: Annotated[list[VariantSpec], Meta(min_length=1, max_length=MAX_VARIANTS)] | None = (
+        None
+    )
     per_buyer_limit: Quantity = 1
     room: Text64 | None = None
     opens_at: Annotated[datetime, Meta(tz=True)] | None = None
     payment_window_s: Annotated[int, Meta(ge=0, le=7 * 86400)] = 0
 
     def __post_init__(self) -> None:
-        if self.price * self.per_buyer_limit > MAX_EXACT:
-            raise ValueError("price x per_buyer_limit must stay below 2^53")
+        if self.variants is not None:
+            given = [f for f in ("price", "stock", "deposit") if getattr(self, f) is not None]
+            if given:
+                raise ValueError(
+                    f"a drop with variants takes {', '.join(given)} per variant, not at the top"
+                )
+            codes = [v.code for v in self.variants]
+            if len(set(codes)) != len(codes):
+                raise ValueError("variant codes must be unique in the drop")
+            if sum(v.stock for v in self.variants) > 10**9:
+                raise ValueError("the variants' stock must add up to at most 10^9")
+        elif self.price is None or self.stock is None:
+            raise ValueError("price and stock are required (or variants, each with its own)")
+        for price, deposit in self.priced():
+            if price * self.per_buyer_limit > MAX_EXACT:
+                raise ValueError("price x per_buyer_limit must stay below 2^53")
+            if deposit is not None:
+                if deposit > price:
+                    raise ValueError(f"a deposit ({deposit}) may not be above the price ({price})")
+                if self.payment_window_s == 0:
+                    raise ValueError("a deposit needs a payment window (payment_window_s > 0)")
         if self.opens_at is not None:
             low, high = OPENS_AT_RANGE_S
             if not low <= self.opens_at.timestamp() < high:
                 raise ValueError("opens_at must fall between 1970 and 9999 in UTC")
 
+    def priced(self) -> list[tuple[int, int | None]]:
+        """(price, deposit) of every SKU the drop sells."""
+        if self.variants is not None:
+            return [(v.price, v.deposit) for v in self.variants]
+        assert self.price is not None
+        return [(self.price, self.deposit)]
+
 
 class PurchaseSpec(msgspec.Struct, forbid_unknown_fields=True):
     quantity: Quantity = 1
+    variant: VariantCode | None = None
 
 
 class RestockSpec(msgspec.Struct, forbid_unknown_fields=True):
     quantity: Quantity
+    variant: VariantCode | None = None

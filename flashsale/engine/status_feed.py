@@ -13,6 +13,15 @@ gateway that may have missed a message asks Redis again. A check every `verify_e
 seconds catches what pub/sub could still miss, and forgets a drop nobody has tapped for
 `idle_s`: a season of closed drops must not keep every one's keys in every gateway (the
 next tap on it asks Redis, and it is learnt again).
+
+Variants. A live drop whose 2 kg pack is gone still sells its 1 kg: purchase.lua publishes
+"<drop> live variants" when a variant sells out (and lib.lua when one comes back), and the
+gateway refuses that variant's taps itself, learning the drop's codes and sold-out variants
+with its used keys. It also knows the drop's codes, so a tap with a variant the drop does
+not take gets the same 400 here as from Redis. One answer may differ: a key first used on
+another variant after the snapshot, sent again with the sold-out variant's body, is told
+409 `sold_out` here where Redis would say 422 `idempotency_conflict`: both refuse, and
+neither makes an order.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from typing import Any, NamedTuple, cast
 
 from flashsale.engine.errors import REDIS_ERRORS
 from flashsale.engine.keys import STATUS_CHANNEL, DropKeys
-from flashsale.engine.models import DropStatus, Outcome
+from flashsale.engine.models import DropStatus, Outcome, VariantRefusal, variant_field
 from flashsale.engine.redis import RedisClient, subscriber, text
 from flashsale.engine.stopping import pause
 
@@ -38,8 +47,19 @@ IDLE_S = 60.0  # a drop refused here for nobody this long is forgotten
 
 
 class Shut(NamedTuple):
-    status: DropStatus
+    status: DropStatus  # `live` when only some variants refuse
     used_keys: frozenset[str] | None  # "buyer\nkey" fields with an order; None: too many
+    codes: frozenset[str] | None = None  # the drop's variants (None: it has none)
+    sold_out: frozenset[str] = frozenset()  # its variants with nothing left
+
+
+def variant_refusal(codes: frozenset[str] | None, variant: str | None) -> VariantRefusal | None:
+    """What a request's variant gets on a drop with these codes: purchase.lua's rule."""
+    if codes is None:
+        return None if variant is None else "no_variants"
+    if variant is None:
+        return "variant_required"
+    return None if variant in codes else "unknown_variant"
 
 
 class StatusFeed:
@@ -66,15 +86,26 @@ class StatusFeed:
         for task in list(self._tasks):
             task.cancel()
 
-    def refusal(self, drop_id: str, buyer: str, key: str | None) -> Outcome | None:
+    def refusal(
+        self, drop_id: str, buyer: str, key: str | None, variant: str | None = None
+    ) -> Outcome | None:
         """The outcome to answer without Redis, or None when Redis must decide."""
         shut = self.shut.get(drop_id)
         if shut is None:
             return None
         self._tapped[drop_id] = time.monotonic()
+        wrong = variant_refusal(shut.codes, variant)
+        if wrong is not None:
+            return wrong  # the request's own fault: refused before anything else
+        if shut.status in REFUSING:
+            outcome = REFUSING[shut.status]
+        elif variant in shut.sold_out:
+            outcome = "sold_out"
+        else:
+            return None
         if key is not None and (shut.used_keys is None or f"{buyer}\n{key}" in shut.used_keys):
             return None  # perhaps a replay
-        return REFUSING[shut.status]
+        return outcome
 
     def forget(self, drop_id: str) -> None:
         """A change this process made itself (restock, open, close): ask Redis from now on."""
@@ -82,9 +113,10 @@ class StatusFeed:
         self.shut.pop(drop_id, None)
         self._tapped.pop(drop_id, None)
 
-    def heard(self, drop_id: str, status: str) -> None:
+    def heard(self, drop_id: str, status: str, variants: bool = False) -> None:
+        """A change of the drop's status, or (`variants`) of which of its variants sold out."""
         self.forget(drop_id)
-        if status in REFUSING:
+        if status in REFUSING or variants:
             self._spawn(self._learn(drop_id, self._generation[drop_id]))
 
     def refused(self, drop_id: str) -> None:
@@ -108,9 +140,18 @@ class StatusFeed:
     async def _read(self, drop_id: str, generation: int) -> None:
         keys = DropKeys.of(drop_id)
         try:
-            raw, compacted = await self._redis.hmget(keys.drop, "status", "compacted")
+            raw, compacted, listed = await self._redis.hmget(
+                keys.drop, "status", "compacted", "variants"
+            )
             status = text(raw)
-            if status not in REFUSING:
+            codes = text(listed).split(" ") if listed else None
+            sold_out: frozenset[str] = frozenset()
+            if codes:
+                left = await self._redis.hmget(
+                    keys.drop, [variant_field(c, "remaining") for c in codes]
+                )
+                sold_out = frozenset(c for c, n in zip(codes, left, strict=True) if n == b"0")
+            if status not in REFUSING and not sold_out:
                 return
             used: frozenset[str] | None = None  # a compacted drop's keys are in the store
             if not compacted and await self._redis.hlen(keys.idem) <= self.max_keys:
@@ -121,7 +162,8 @@ class StatusFeed:
             log.warning("could not read drop %s for the fast path: %s", drop_id, e)
             return
         if self._generation.get(drop_id, 0) == generation:
-            self.shut[drop_id] = Shut(cast(DropStatus, status), used)
+            frozen = None if codes is None else frozenset(codes)
+            self.shut[drop_id] = Shut(cast(DropStatus, status), used, frozen, sold_out)
             self._tapped[drop_id] = time.monotonic()
 
     async def _verify(self) -> None:
@@ -130,8 +172,9 @@ class StatusFeed:
             if now - self._tapped.get(drop_id, now) > self.idle_s:
                 self.forget(drop_id)  # untapped a while: its keys are not worth holding
                 continue
-            status = await self._redis.hget(DropKeys.of(drop_id).drop, "status")
-            if status is None or text(status) != shut.status:
+            names = ["status", *(variant_field(c, "remaining") for c in sorted(shut.sold_out))]
+            status, *left = await self._redis.hmget(DropKeys.of(drop_id).drop, names)
+            if status is None or text(status) != shut.status or any(n != b"0" for n in left):
                 self.forget(drop_id)
 
     async def run(self, stop: asyncio.Event, redis_url: str) -> None:
@@ -146,8 +189,8 @@ class StatusFeed:
                     while not stop.is_set():
                         message = await pubsub.get_message(timeout=0.2)
                         if message is not None:
-                            drop_id, _, status = text(message["data"]).partition(" ")
-                            self.heard(drop_id, status)
+                            drop_id, status, *more = text(message["data"]).split(" ")
+                            self.heard(drop_id, status, more == ["variants"])
                         if asyncio.get_running_loop().time() >= next_verify:
                             await self._verify()
                             next_verify = asyncio.get_running_loop().time() + self.verify_every

@@ -48,6 +48,8 @@ CSV_COLUMNS = (
     "paid_or_expired_at",
     "idempotency_key",
     "seq",
+    "variant",
+    "balance",
 )
 
 
@@ -123,8 +125,9 @@ async def restock(request: web.Request) -> web.Response:
     gw = gateway(request)
     gw.auth.host(request)
     spec = await read_json(request, RestockSpec)
+    drop_id = request.match_info["id"]
     return json_response(
-        found(await gw.engine.drops.restock(request.match_info["id"], spec.quantity))
+        found(await gw.engine.drops.restock(drop_id, spec.quantity, spec.variant or ""))
     )
 
 
@@ -162,7 +165,8 @@ def _csv_cell(value: object) -> object:
 def _csv_row(o: Order) -> list[object]:
     return [_csv_cell(v) for v in (
         o.id, o.buyer, o.quantity, o.amount, o.currency, o.status, rfc3339(o.created_at),
-        rfc3339(o.expires_at), rfc3339(o.ended_at), o.idempotency_key, o.seq,
+        rfc3339(o.expires_at), rfc3339(o.ended_at), o.idempotency_key, o.seq, o.variant,
+        o.balance,
     )]  # fmt: skip
 
 

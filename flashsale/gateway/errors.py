@@ -14,7 +14,14 @@ from typing import NamedTuple
 import msgspec
 from aiohttp import web
 
-from flashsale.engine import REDIS_ERRORS, STORE_ERRORS, Unavailable, Undecided
+from flashsale.engine import (
+    REDIS_ERRORS,
+    STORE_ERRORS,
+    Refusal,
+    Unavailable,
+    Undecided,
+    VariantError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,15 @@ BY_STATUS = {
     431: "headers_too_large",
     503: "unavailable",
     504: "undecided",
+}
+
+
+# A variant that does not fit the drop is the request's fault (400), from a purchase
+# (purchase.lua) or a restock (engine VariantError) alike.
+VARIANT_REFUSALS: dict[Refusal, tuple[int, str]] = {
+    "unknown_variant": (400, "the drop has no variant of this code"),
+    "variant_required": (400, 'this drop has variants: say which one ("variant")'),
+    "no_variants": (400, 'this drop has no variants: leave "variant" out'),
 }
 
 
@@ -89,6 +105,9 @@ def translate(e: Exception) -> ApiError | None:
     """The API error an exception stands for; None for a bug (answered 500 by the caller)."""
     if isinstance(e, ApiError):
         return e
+    if isinstance(e, VariantError):
+        status, message = VARIANT_REFUSALS[e.refusal]
+        return ApiError(status, "invalid_request", message)
     if isinstance(e, Undecided):
         log.warning("undecided: %r", e)
         return ApiError(504, "undecided", UNDECIDED, {"Retry-After": "1"})

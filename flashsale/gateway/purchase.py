@@ -8,12 +8,15 @@ can hand the purchaser a callback (`Purchaser.submit`) instead of a task per req
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from aiohttp import web
 
 from flashsale.engine import Decision, PurchaseSpec, Refusal
 from flashsale.gateway.bodies import decode_json, idempotency_key
 from flashsale.gateway.errors import (
     UNDECIDED,
+    VARIANT_REFUSALS,
     Answer,
     answer_error,
     ok,
@@ -31,23 +34,35 @@ REFUSALS: dict[Refusal, tuple[int, str]] = {
     "sold_out": (409, "fewer units remain than asked for"),
     "limit_reached": (409, "this would pass the drop's per-buyer limit"),
     "idempotency_conflict": (422, "this Idempotency-Key was used with another body"),
+    **VARIANT_REFUSALS,
 }
 # Most answers of a burst are refusals: made once, not per request.
-_REFUSED = {outcome: refusal(status, outcome, text) for outcome, (status, text) in REFUSALS.items()}
+# A refusal's code is its outcome, but for a 400: the request was bad, not refused.
+_REFUSED = {
+    outcome: refusal(status, "invalid_request" if status == 400 else outcome, text)
+    for outcome, (status, text) in REFUSALS.items()
+}
 _VOIDED = answer_error(unavailable("no purchase was made; retry with the same key"))
 _NOT_REPLICATED = refusal(504, "undecided", UNDECIDED, {"Retry-After": "1"})
 
 
-def check(
-    gw: Gateway, authorization: str | None, key: str | None, body: bytes
-) -> tuple[str, int, str | None]:
-    """The buyer, quantity and Idempotency-Key of a purchase request, or ApiError: 401, 403,
-    400, 429, in that order. Then the purchaser decides (`Purchaser.submit`)."""
+class Tap(NamedTuple):
+    """A purchase request, checked: what the purchaser is handed."""
+
+    buyer: str
+    quantity: int
+    key: str | None
+    variant: str | None
+
+
+def check(gw: Gateway, authorization: str | None, key: str | None, body: bytes) -> Tap:
+    """The buyer, quantity, Idempotency-Key and variant of a purchase request, or ApiError:
+    401, 403, 400, 429, in that order. Then the purchaser decides (`Purchaser.submit`)."""
     buyer = gw.auth.require("buyer", authorization).id
     checked_key = idempotency_key(key)
     spec = decode_json(body, PurchaseSpec, empty_ok=True)
     gw.limiter.check(buyer)
-    return buyer, spec.quantity, checked_key
+    return Tap(buyer, spec.quantity, checked_key, spec.variant)
 
 
 def answer(decision: Decision) -> Answer:
@@ -73,6 +88,6 @@ def answer(decision: Decision) -> Answer:
 async def purchase(request: web.Request) -> web.Response:
     gw, h = gateway(request), request.headers
     body = await request.read()  # over the size limit: 413 from aiohttp
-    buyer, quantity, key = check(gw, h.get("Authorization"), h.get("Idempotency-Key"), body)
-    decision = await gw.engine.purchaser.purchase(request.match_info["id"], buyer, quantity, key)
+    tap = check(gw, h.get("Authorization"), h.get("Idempotency-Key"), body)
+    decision = await gw.engine.purchaser.purchase(request.match_info["id"], *tap)
     return response(answer(decision))

@@ -61,6 +61,7 @@ def check(
         )
     if drop["sold"] != live_units:
         problems[2].append(f"sold is {drop['sold']} but listed live orders hold {live_units}")
+    _check_variants(drop, live, problems)
 
     answered: defaultdict[int, set[str]] = defaultdict(set)  # attempt -> order ids
     created: Counter[int] = Counter()  # attempt -> 201s
@@ -90,10 +91,15 @@ def check(
         got = listed.get(order["id"])
         if got is None:
             problems[3].append(f"order {order['id']} was answered {a.status} but is not listed")
-        elif (got["buyer"], got["quantity"]) != (attempt.buyer, attempt.quantity):
+        elif (got["buyer"], got["quantity"], got.get("variant") or "") != (
+            attempt.buyer,
+            attempt.quantity,
+            attempt.variant,
+        ):
             problems[3].append(
-                f"order {order['id']} is listed as ({got['buyer']}, {got['quantity']}), "
-                f"bought as ({attempt.buyer}, {attempt.quantity})"
+                f"order {order['id']} is listed as ({got['buyer']}, {got['quantity']}, "
+                f"{got.get('variant')}), bought as ({attempt.buyer}, {attempt.quantity}, "
+                f"{attempt.variant or None})"
             )
     unresolved -= definite
 
@@ -129,6 +135,26 @@ def check(
     problems[6].extend(f"order {oid} answered to {n} keys" for oid, n in claimed.items() if n > 1)
 
     return [Check(n, name, problems[n]) for n, name in INVARIANTS.items()]
+
+
+def _check_variants(
+    drop: dict[str, Any], live: list[dict[str, Any]], problems: dict[int, list[str]]
+) -> None:
+    """Invariants 1 and 2 for each of the drop's variants, from the listed live orders."""
+    held: Counter[str | None] = Counter()
+    for o in live:
+        held[o.get("variant")] += o["quantity"]
+    for v in drop.get("variants") or ():
+        code, units = v["code"], held[v["code"]]
+        if units > v["stock"]:
+            problems[1].append(f"variant {code}: live orders hold {units} units of {v['stock']}")
+        if v["remaining"] + v["sold"] != v["stock"]:
+            problems[2].append(
+                f"variant {code}: remaining {v['remaining']} + sold {v['sold']} != "
+                f"stock {v['stock']}"
+            )
+        if v["sold"] != units:
+            problems[2].append(f"variant {code}: sold is {v['sold']} but live orders hold {units}")
 
 
 def _check_payment(a: Answer, listed: dict[str, dict[str, Any]], out: list[str]) -> None:

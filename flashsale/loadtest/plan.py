@@ -20,6 +20,7 @@ class Attempt:
     key: str  # the Idempotency-Key: every attempt has one, so every resend is safe
     offset: float  # seconds after the start
     repeat: bool  # sent again with the same key once answered
+    variant: str = ""  # the variant bought ("" on a drop without)
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,21 @@ elseif op == 'close' then
     redis.call('HSET', K_DROP, 'closed_at', now)  -- retention counts from here
   end
 elseif op == 'restock' then
-  local q = tonumber(ARGV[2])
+  -- ARGV[3]: the variant ('' on a drop without; drops.py checked it fits the drop)
+  local q, code = tonumber(ARGV[2]), ARGV[3]
   redis.call('HINCRBY', K_DROP, 'stock', q)
   redis.call('HINCRBY', K_DROP, 'remaining', q)
+  local back = false
+  if code ~= '' then
+    redis.call('HINCRBY', K_DROP, vfield(code, 'stock'), q)
+    back = redis.call('HINCRBY', K_DROP, vfield(code, 'remaining'), q) == q
+  end
   live_changed = true
-  if status == 'sold_out' then set_status('live') end
+  if status == 'sold_out' then
+    set_status('live')
+  elseif back and status == 'live' then
+    publish_variants(status)
+  end
 end
 publish_live()
 return redis.call('HGETALL', K_DROP)

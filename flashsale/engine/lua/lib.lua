@@ -25,16 +25,45 @@ local function set_status(status)
   publish_status(status)
 end
 
+-- A variant's field in the drop hash (models.py variant_field spells it alike).
+local function vfield(code, name)
+  return 'v:' .. code .. ':' .. name
+end
+
+-- A variant selling out, or coming back, changes what every gateway may refuse without
+-- Redis (status_feed.py): "<drop> <status> variants" tells them to read the drop again.
+local function publish_variants(status)
+  redis.call('PUBLISH', STATUS_CHANNEL, DROP_ID .. ' ' .. status .. ' variants')
+end
+
 -- Once per script, at its end: the drop's counters for every gateway's /live viewers. One
--- message per script call, so a batch of purchases is one message, never one per tap.
-local function publish_counts(remaining, sold, status)
-  redis.call('PUBLISH', LIVE_CHANNEL .. DROP_ID, remaining .. ' ' .. sold .. ' ' .. status)
+-- message per script call, so a batch of purchases is one message, never one per tap:
+-- "<remaining> <sold> <status>", then "<code>=<remaining>/<sold>" for each variant whose
+-- counters this script changed (or all of them); the viewers' copy merges them (live.py).
+local function publish_counts(remaining, sold, status, variant_counts)
+  local msg = remaining .. ' ' .. sold .. ' ' .. status
+  if variant_counts and #variant_counts > 0 then
+    msg = msg .. ' ' .. table.concat(variant_counts, ' ')
+  end
+  redis.call('PUBLISH', LIVE_CHANNEL .. DROP_ID, msg)
+end
+
+-- Every variant's counters, as publish_counts takes them (none on a drop without).
+local function all_variant_counts()
+  local listed = redis.call('HGET', K_DROP, 'variants')
+  local out = {}
+  if not listed or listed == '' then return out end
+  for code in string.gmatch(listed, '%S+') do
+    local c = redis.call('HMGET', K_DROP, vfield(code, 'remaining'), vfield(code, 'sold'))
+    out[#out + 1] = code .. '=' .. c[1] .. '/' .. c[2]
+  end
+  return out
 end
 
 local function publish_live()
   if not live_changed then return end
   local f = redis.call('HMGET', K_DROP, 'remaining', 'sold', 'status')
-  publish_counts(f[1], f[2], f[3])
+  publish_counts(f[1], f[2], f[3], all_variant_counts())
 end
 
 -- A pending drop whose opens_at has passed is live; every script sees that at once,
@@ -88,7 +117,16 @@ local function release(order, now)
   if redis.call('HINCRBY', K_BUYERS, order.buyer, -q) <= 0 then
     redis.call('HDEL', K_BUYERS, order.buyer)
   end
-  if redis.call('HGET', K_DROP, 'status') == 'sold_out' then set_status('live') end
+  local back = false  -- the order's variant was sold out and is on sale again
+  if order.variant then
+    redis.call('HINCRBY', K_DROP, vfield(order.variant, 'sold'), -q)
+    back = redis.call('HINCRBY', K_DROP, vfield(order.variant, 'remaining'), q) == q
+  end
+  if redis.call('HGET', K_DROP, 'status') == 'sold_out' then
+    set_status('live')
+  elseif back then
+    publish_variants('live')
+  end
   append_event('expired', packed)
   return packed
 end

@@ -1,6 +1,7 @@
 -- Decides a batch of purchases of one drop, atomically and in order.
 -- ARGV: recheck (0|1), then the batch in msgpack: [[order id, buyer, quantity, idempotency
--- key ('' = none)], ...] (one argument, so packing a batch costs the gateway one call).
+-- key ('' = none), variant ('' = none)], ...] (one argument, so packing a batch costs the
+-- gateway one call).
 -- Returns a flat list: for each purchase an outcome and the msgpack order ('' if none).
 --
 -- The order ids are the gateway's request ids, so a gateway that lost the answer can run
@@ -13,14 +14,29 @@
 --
 -- What Redis spends is per key, not per purchase: each hash the batch needs is read with one
 -- HMGET and written with one HSET, and the batch's new orders go out as one stream entry
--- (field 'b': a msgpack array of them), whatever the batch's size.
+-- (field 'b': a msgpack array of them), whatever the batch's size. Variants too: the fields
+-- of the variants the batch names ride in the drop's one HMGET, and the drop's one HSET.
 local recheck = ARGV[1] == '1'
 local batch = cmsgpack.unpack(ARGV[2])
 local n = #batch
 local out = {}
 
-local f = redis.call('HMGET', K_DROP, 'status', 'opens_at', 'remaining', 'sold', 'seq',
-  'per_buyer_limit', 'price', 'currency', 'payment_window_s', 'compacted')
+local fields = {'status', 'opens_at', 'remaining', 'sold', 'seq', 'per_buyer_limit', 'price',
+  'currency', 'payment_window_s', 'compacted', 'variants', 'deposit'}
+local vat = {}  -- variant code named in the batch -> index of its first field in `fields`
+local vcodes = {}
+for i = 1, n do
+  local code = batch[i][5] or ''
+  batch[i][5] = code
+  if code ~= '' and not vat[code] then
+    vat[code] = #fields + 1
+    vcodes[#vcodes + 1] = code
+    for _, name in ipairs({'price', 'deposit', 'remaining', 'sold'}) do
+      fields[#fields + 1] = vfield(code, name)
+    end
+  end
+end
+local f = redis.call('HMGET', K_DROP, unpack(fields))
 if not f[1] then  -- no such drop
   for i = 1, n do out[2 * i - 1] = 'not_found'; out[2 * i] = '' end
   return out
@@ -47,7 +63,20 @@ end
 local status = promote_from(now, f[1], f[2], f[3])
 local remaining, sold, seq = tonumber(f[3]), tonumber(f[4]), tonumber(f[5])
 local limit, price, currency, window = tonumber(f[6]), tonumber(f[7]), f[8], tonumber(f[9])
+local deposit = tonumber(f[12])
+local has_variants = f[11] and f[11] ~= ''
 local open = status == 'live' or status == 'sold_out'
+
+-- The variants the batch names that the drop has: their price and counters, as they go.
+local variants = {}
+if has_variants then
+  for code, at in pairs(vat) do
+    if f[at] then
+      variants[code] = {price = tonumber(f[at]), deposit = tonumber(f[at + 1]),
+        remaining = tonumber(f[at + 2]), sold = tonumber(f[at + 3]), was = tonumber(f[at + 2])}
+    end
+  end
+end
 
 -- Everything the batch reads, one command per key.
 local buyers, idem_fields, nkeys = {}, {}, 0
@@ -93,22 +122,34 @@ local touched = {}
 local status_new = window > 0 and 'reserved' or 'confirmed'
 local expires_at = window > 0 and now + window * 1000 or nil
 
-local function decide(oid, buyer, qty, key, field)
+local function decide(oid, buyer, qty, key, field, code)
   if recheck then
     local prior = existing[oid]
     if prior then return 'created', prior end
+  end
+  -- the request's own fault comes first, whatever state the drop is in
+  local v = nil
+  if has_variants then
+    if code == '' then return 'variant_required', '' end
+    v = variants[code]
+    if not v then return 'unknown_variant', '' end
+  elseif code ~= '' then
+    return 'no_variants', ''
   end
   if field then
     local prev = used[field]
     if prev then
       local packed = made[prev] or existing[prev] or redis.call('HGET', K_ORDERS, prev)
-      if cmsgpack.unpack(packed).quantity ~= qty then return 'idempotency_conflict', '' end
+      local o = cmsgpack.unpack(packed)
+      if o.quantity ~= qty or (o.variant or '') ~= code then
+        return 'idempotency_conflict', ''
+      end
       return 'replay', packed
     end
   end
   if recheck then return 'unavailable', '' end
   if not open then return 'not_live', '' end
-  if remaining < qty then return 'sold_out', '' end
+  if (v and v.remaining or remaining) < qty then return 'sold_out', '' end
   local h = held[buyer] + qty
   if h > limit then return 'limit_reached', '' end
 
@@ -117,11 +158,19 @@ local function decide(oid, buyer, qty, key, field)
   sold = sold + qty
   held[buyer] = h
   touched[buyer] = true
+  local unit, unit_deposit = price, deposit
+  if v then
+    v.remaining = v.remaining - qty
+    v.sold = v.sold + qty
+    unit, unit_deposit = v.price, v.deposit
+  end
   local order = {
     id = oid, drop_id = DROP_ID, seq = seq, buyer = buyer, quantity = qty,
-    amount = price * qty, currency = currency, created_at = now, status = status_new,
-    expires_at = expires_at,
+    amount = (unit_deposit or unit) * qty, currency = currency, created_at = now,
+    status = status_new, expires_at = expires_at,
   }
+  if v then order.variant = code end
+  if unit_deposit then order.balance = (unit - unit_deposit) * qty end
   if field then
     order.idempotency_key = key
     used[field] = oid
@@ -145,7 +194,7 @@ end
 
 for i = 1, n do
   local req = batch[i]
-  local outcome, packed = decide(req[1], req[2], req[3], req[4], field_of[i])
+  local outcome, packed = decide(req[1], req[2], req[3], req[4], field_of[i], req[5])
   out[2 * i - 1] = outcome
   out[2 * i] = packed
 end
@@ -161,13 +210,28 @@ if norders > 0 then
   if nidem > 0 then redis.call('HSET', K_IDEM, unpack(idem_args)) end
   if nholds > 0 then redis.call('ZADD', K_HOLDS, unpack(hold_args)) end
   append_events('created', packed_list)
-  redis.call('HSET', K_DROP, 'remaining', remaining, 'sold', sold, 'seq', seq)
+  local counters = {'remaining', remaining, 'sold', sold, 'seq', seq}
+  local variant_counts, gone = {}, false
+  for _, code in ipairs(vcodes) do
+    local v = variants[code]
+    if v and v.remaining ~= v.was then
+      counters[#counters + 1] = vfield(code, 'remaining')
+      counters[#counters + 1] = v.remaining
+      counters[#counters + 1] = vfield(code, 'sold')
+      counters[#counters + 1] = v.sold
+      variant_counts[#variant_counts + 1] = code .. '=' .. v.remaining .. '/' .. v.sold
+      if v.remaining == 0 then gone = true end
+    end
+  end
+  redis.call('HSET', K_DROP, unpack(counters))
   if remaining == 0 and status == 'live' then
     redis.call('HSET', K_DROP, 'status', 'sold_out')
     status = 'sold_out'
     publish_status(status)
+  elseif gone then
+    publish_variants(status)
   end
-  publish_counts(remaining, sold, status)
+  publish_counts(remaining, sold, status, variant_counts)
 elseif live_changed then  -- promoted, nothing sold
   publish_counts(remaining, sold, status)
 end

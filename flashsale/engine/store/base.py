@@ -14,7 +14,7 @@ from flashsale.engine.models import Order
 
 COLUMNS = (
     "id", "drop_id", "seq", "buyer", "quantity", "amount", "currency", "status",
-    "idempotency_key", "created_at", "expires_at", "ended_at",
+    "idempotency_key", "created_at", "expires_at", "ended_at", "variant", "balance",
 )  # fmt: skip
 
 SCHEMA = [
@@ -30,12 +30,19 @@ SCHEMA = [
         idempotency_key TEXT,
         created_at BIGINT NOT NULL,
         expires_at BIGINT,
-        ended_at BIGINT
+        ended_at BIGINT,
+        variant TEXT,
+        balance BIGINT
     )""",
     "CREATE INDEX IF NOT EXISTS orders_drop_seq ON orders (drop_id, seq)",
     # same-key replays of a compacted drop are answered from here (compaction.py)
     "CREATE INDEX IF NOT EXISTS orders_drop_key ON orders (drop_id, buyer, idempotency_key)",
 ]
+
+
+# Columns added after the first release, with their types: a store made before them gets
+# them when it opens (each store's own ALTER TABLE; rows made before have NULL, as they mean).
+ADDED_COLUMNS = (("variant", "TEXT"), ("balance", "BIGINT"))
 
 
 # The one rule of the store, spelled once in SQL and once in Python right below: an order

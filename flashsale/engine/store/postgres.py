@@ -13,6 +13,7 @@ import asyncpg
 
 from flashsale.engine.models import Order
 from flashsale.engine.store.base import (
+    ADDED_COLUMNS,
     COLUMNS,
     SCHEMA,
     SELECT,
@@ -53,6 +54,8 @@ class PostgresStore:
                 await conn.execute("SELECT pg_advisory_xact_lock(7305)")
                 for statement in SCHEMA:
                     await conn.execute(statement)
+                for name, kind in ADDED_COLUMNS:
+                    await conn.execute(f"ALTER TABLE orders ADD COLUMN IF NOT EXISTS {name} {kind}")
         finally:
             await conn.close()
         # A statement that gets no answer (a network partition leaves no error) ends after

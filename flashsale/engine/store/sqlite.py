@@ -12,7 +12,15 @@ from pathlib import Path
 import aiosqlite
 
 from flashsale.engine.models import Order
-from flashsale.engine.store.base import SCHEMA, SELECT, collapse, from_row, row, upsert_sql
+from flashsale.engine.store.base import (
+    ADDED_COLUMNS,
+    SCHEMA,
+    SELECT,
+    collapse,
+    from_row,
+    row,
+    upsert_sql,
+)
 
 UPSERT = upsert_sql("?")
 log = logging.getLogger(__name__)
@@ -46,6 +54,11 @@ class SQLiteStore:
                     await self.db.execute(f"PRAGMA {pragma}")
                 for statement in SCHEMA:
                     await self.db.execute(statement)
+                async with self.db.execute("PRAGMA table_info(orders)") as cur:
+                    have = {r[1] for r in await cur.fetchall()}
+                for name, kind in ADDED_COLUMNS:
+                    if name not in have:  # SQLite has no ADD COLUMN IF NOT EXISTS
+                        await self.db.execute(f"ALTER TABLE orders ADD COLUMN {name} {kind}")
                 await self.db.commit()
                 return
             except sqlite3.OperationalError as e:

@@ -77,11 +77,10 @@ def serve(line: Line, slot: Slot) -> None:
     try:
         gw.limiter.check_ip(gw.clients.of(line.peer, line.forwarded))
         if line.route == "purchase":
-            buyer, quantity, key = purchase.check(
+            tap = purchase.check(
                 gw, text(h.get(b"authorization")), text(h.get(b"idempotency-key")), line.body
             )
-            done = partial(_decided, line, slot)
-            gw.engine.purchaser.submit(line.drop_id, buyer, quantity, key, done)
+            gw.engine.purchaser.submit(line.drop_id, *tap, partial(_decided, line, slot))
         else:
             task = front.loop.create_task(view(gw, line.drop_id))
             task.add_done_callback(partial(_viewed, line, slot))
