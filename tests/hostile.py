@@ -419,7 +419,9 @@ def create_cases() -> st.SearchStrategy[tuple[str, str, Any]]:
 # Oracles: what the contract says each body must get.
 
 DROP_FIELDS = ("sku", "title", "price", "currency", "stock", "per_buyer_limit", "room",
-               "opens_at", "payment_window_s")  # fmt: skip
+               "opens_at", "payment_window_s", "deposit", "variants")  # fmt: skip
+VARIANT_FIELDS = ("code", "title", "price", "stock", "deposit")
+VARIANT_CODE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 MAX_EXACT = 2**53 - 1
 
 
@@ -431,27 +433,65 @@ def printable(v: Any, high: int) -> bool:
     return isinstance(v, str) and 1 <= len(v) <= high and not re.search(r"[\x00-\x1f\x7f]", v)
 
 
+def priced_is_valid(price: Any, deposit: Any, limit: Any, window: Any) -> bool:
+    """One SKU's price and deposit: the 2^53 cap, and a deposit of 1..price with a window."""
+    return (
+        is_int(price)
+        and 0 <= price <= MAX_EXACT
+        and (not is_int(limit) or price * limit <= MAX_EXACT)
+        and (deposit is None or (is_int(deposit) and 1 <= deposit <= price and window != 0))
+    )
+
+
+def variants_are_valid(variants: Any, limit: Any, window: Any) -> bool:
+    """1..50 variants of the contract's shape, codes unique, stock summing to 10^9 at most."""
+    if not isinstance(variants, list) or not 1 <= len(variants) <= 50:
+        return False
+    for v in variants:
+        if not isinstance(v, dict) or not set(v) <= set(VARIANT_FIELDS):
+            return False
+        if not {"code", "title", "price", "stock"} <= set(v):
+            return False
+        if not (isinstance(v["code"], str) and VARIANT_CODE.fullmatch(v["code"])):
+            return False
+        if not (printable(v["title"], 100) and is_int(v["stock"]) and 1 <= v["stock"] <= 10**9):
+            return False
+        if not priced_is_valid(v["price"], v.get("deposit"), limit, window):
+            return False
+    codes = [v["code"] for v in variants]
+    return len(set(codes)) == len(codes) and sum(v["stock"] for v in variants) <= 10**9
+
+
 def drop_is_valid(spec: dict[str, Any]) -> bool:
     """The contract's limits at creation (and the documented 2^53 cap on amounts)."""
     if not set(spec) <= set(DROP_FIELDS):
         return False
-    if not {"sku", "title", "price", "currency", "stock"} <= set(spec):
-        return False
+    nullable = ("price", "stock", "deposit", "variants", "room", "opens_at")  # null: left out
+    spec = {k: v for k, v in spec.items() if v is not None or k not in nullable}
     limit = spec.get("per_buyer_limit", 1)
     window = spec.get("payment_window_s", 0)
     room = spec.get("room")
+    if not {"sku", "title", "currency"} <= set(spec):
+        return False
+    if "variants" in spec:
+        shaped = not {"price", "stock", "deposit"} & set(spec) and variants_are_valid(
+            spec["variants"], limit, window
+        )
+    else:
+        shaped = (
+            {"price", "stock"} <= set(spec)
+            and priced_is_valid(spec["price"], spec.get("deposit"), limit, window)
+            and is_int(spec["stock"])
+            and 1 <= spec["stock"] <= 10**9
+        )
     return (
-        printable(spec["sku"], 64)
+        shaped
+        and printable(spec["sku"], 64)
         and printable(spec["title"], 200)
-        and is_int(spec["price"])
-        and 0 <= spec["price"] <= MAX_EXACT
         and isinstance(spec["currency"], str)
         and re.fullmatch(r"[A-Z]{3}", spec["currency"]) is not None
-        and is_int(spec["stock"])
-        and 1 <= spec["stock"] <= 10**9
         and is_int(limit)
         and 1 <= limit <= 10**9
-        and spec["price"] * limit <= MAX_EXACT
         and (room is None or printable(room, 64))
         and opens_at_is_valid(spec.get("opens_at"))
         and is_int(window)
@@ -459,10 +499,15 @@ def drop_is_valid(spec: dict[str, Any]) -> bool:
     )
 
 
-def quantity_of(body: Any, default: int | None) -> int | None:
+def quantity_of(body: Any, default: int | None, codes: frozenset[str] | None = None) -> int | None:
     """The quantity a purchase (default 1) or restock (required) body asks for, or None if
-    the body is not valid."""
-    if not isinstance(body, dict) or set(body) - {"quantity"}:
+    the body is not valid for a drop of these variant codes (None: a drop without)."""
+    if not isinstance(body, dict) or set(body) - {"quantity", "variant"}:
+        return None
+    variant = body.get("variant")
+    if codes is None and variant is not None:
+        return None
+    if codes is not None and not (isinstance(variant, str) and variant in codes):
         return None
     q = body.get("quantity", default)
     return q if is_int(q) and 1 <= q <= 10**9 else None

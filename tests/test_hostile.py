@@ -41,6 +41,7 @@ from tests.hostile import (
     MIN_REQUESTS,
     NOBODY,
     OPENS_AT,
+    VARIANT_FIELDS,
     Client,
     bearer,
     buyer,
@@ -73,8 +74,11 @@ class World:
     pending: dict[str, Any]
     windowed: dict[str, Any]
     reserved: dict[str, Any]  # an order of buyer "owner", reserved until paid
+    sized: dict[str, Any]  # a drop of variants: purchases and restocks move each one
     bought: list[tuple[str, int]] = field(default_factory=list)  # (order id, quantity)
     restocked: int = 0
+    sized_bought: list[tuple[str, str, int]] = field(default_factory=list)  # id, variant, qty
+    sized_restocked: dict[str, int] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
 
 
@@ -94,7 +98,16 @@ async def world(stack: Stack) -> World:
     reply = await stack.buy(windowed["id"], "owner", 2)
     assert reply.status == 201, reply.body
     assert reply.body["order"]["status"] == "reserved"
-    return World(Client(host, int(port)), live, pending, windowed, reply.body["order"])
+    sizes = [{"code": c, "title": f"Jacket {c}", "price": 19_900, "stock": 2000} for c in SIZES]
+    spec = {"sku": "JACKET", "title": "Jacket", "currency": "PKR", "variants": sizes,
+            "per_buyer_limit": 10**6}  # fmt: skip
+    sized = (await stack.call("POST", "/v1/drops", spec, stack.as_host)).body
+    await stack.call("POST", f"/v1/drops/{sized['id']}/open", None, stack.as_host)
+    order = reply.body["order"]
+    return World(Client(host, int(port)), live, pending, windowed, order, sized)
+
+
+SIZES = ("S", "M", "L", "XL")
 
 
 # ---------------------------------------------------------------------------------------
@@ -269,6 +282,97 @@ def family_purchase_bodies(w: World) -> None:
             w.bought.append((order["id"], q))
 
     run()
+
+
+def variant_values() -> st.SearchStrategy[Any]:
+    """A value for a body's `variant`: the drop's codes, near misses, and hostile values."""
+    return st.one_of(
+        st.sampled_from(SIZES),
+        st.sampled_from(SIZES),
+        st.sampled_from(["s", "XXL", "S ", " S", "S\n", "", "M" * 33, "\uff33", "S\x00"]),
+        st.text(alphabet="SMLX.-_", min_size=1, max_size=4),
+        hostile_values(),
+    )
+
+
+def family_variant_drops(w: World) -> None:
+    """POST /v1/drops with variants: a good one with one field of one variant replaced or
+    left out, top-level fields beside them, or hostile lists."""
+    good = {"code": "1KG", "title": "1 kg", "price": 1290, "stock": 3}
+    base = {"sku": "LOTUS", "title": "Lotus", "currency": "CNY", "payment_window_s": 60}
+    variant_cases = st.one_of(
+        st.tuples(st.just("set"), st.sampled_from(VARIANT_FIELDS), hostile_values()),
+        st.tuples(st.just("set"), st.just("deposit"), st.integers(-1, 1300)),
+        st.tuples(st.just("drop"), st.sampled_from(VARIANT_FIELDS), st.none()),
+        st.tuples(st.just("top"), st.sampled_from(["price", "stock", "deposit"]), st.just(1)),
+        st.tuples(st.just("list"), st.sampled_from(["empty", "twice", "51", "50"]), st.none()),
+    )
+
+    @examples(60)
+    @given(variant_cases, st.booleans())
+    def run(case: tuple[str, str, Any], windowed: bool) -> None:
+        what, name, value = case
+        one = dict(good)
+        spec: dict[str, Any] = dict(base, payment_window_s=60 if windowed else 0)
+        if what == "set":
+            one[name] = value
+        elif what == "drop":
+            one.pop(name, None)
+        elif what == "top":
+            spec[name] = value
+        variants = {
+            "empty": [], "twice": [one, one], "51": [one | {"code": f"V{i}"} for i in range(51)],
+            "50": [one | {"code": f"V{i}"} for i in range(50)],
+        }.get(name, [one]) if what == "list" else [one]  # fmt: skip
+        spec["variants"] = variants
+        expected = 201 if drop_is_valid(spec) else 400
+        answer = check(
+            w.client.send("POST", "/v1/drops", encode(spec), HOST, route="/v1/drops"), expected
+        )
+        if answer.status == 201:
+            drop = answer.json
+            w.created.append(drop["id"])
+            assert drop["price"] is None and drop["stock"] == sum(v["stock"] for v in variants)
+            assert [v["code"] for v in drop["variants"]] == [v["code"] for v in variants]
+
+    run()
+
+
+def family_variant_purchases(w: World) -> None:
+    """Purchases and restocks on the drop of sizes with hostile `variant` values: 400 unless
+    it is one of the drop's codes, and then each moves that size's books only."""
+    drop_id = w.sized["id"]
+    codes = frozenset(SIZES)
+
+    def body_of(variant: Any, quantity: int, leave_out: bool) -> dict[str, Any]:
+        return {"quantity": quantity} | ({} if leave_out else {"variant": variant})
+
+    @examples(50)
+    @given(variant_values(), st.integers(1, 3), st.booleans())
+    def purchases(variant: Any, quantity: int, leave_out: bool) -> None:
+        body = body_of(variant, quantity, leave_out)
+        q = quantity_of(body, 1, codes)
+        answer = w.client.send("POST", f"/v1/drops/{drop_id}/purchase", encode(body),
+                               buyer("fuzz-sizes"), route="/v1/drops/{id}/purchase")  # fmt: skip
+        check(answer, 201 if q is not None else 400)
+        if answer.status == 201:
+            order = answer.json["order"]
+            assert (order["variant"], order["quantity"]) == (variant, quantity)
+            w.sized_bought.append((order["id"], variant, quantity))
+
+    @examples(25)
+    @given(variant_values(), st.integers(1, 3), st.booleans())
+    def restocks(variant: Any, quantity: int, leave_out: bool) -> None:
+        body = body_of(variant, quantity, leave_out)
+        q = quantity_of(body, None, codes)
+        answer = w.client.send("POST", f"/v1/drops/{drop_id}/restock", encode(body), HOST,
+                               route="/v1/drops/{id}/restock")  # fmt: skip
+        check(answer, 200 if q is not None else 400)
+        if answer.status == 200:
+            w.sized_restocked[variant] = w.sized_restocked.get(variant, 0) + quantity
+
+    purchases()
+    restocks()
 
 
 def family_order_queries(w: World) -> None:
@@ -583,7 +687,8 @@ def regressions(w: World) -> None:
 
 FAMILIES: tuple[Callable[[World], None], ...] = (
     family_drop_paths, family_order_paths, family_create_bodies, family_restock_bodies,
-    family_purchase_bodies, family_order_queries, family_room_queries,
+    family_purchase_bodies, family_variant_drops, family_variant_purchases,
+    family_order_queries, family_room_queries,
     family_forged_tokens, family_subs, family_host_keys, family_unknown_paths,
     wrong_methods, oversized, probes, regressions,
 )  # fmt: skip
@@ -618,6 +723,12 @@ async def test_hostile_battery(stack: Stack, world: World) -> None:
         "GET", f"/v1/orders/{w.reserved['id']}", headers=stack.as_buyer("owner")
     )
     assert owner.body["order"]["status"] == "reserved"  # no one else paid it
+    sized = await drop_view(stack, w.sized["id"])
+    for v in sized["variants"]:
+        sold = sum(q for _, code, q in w.sized_bought if code == v["code"])
+        assert (v["sold"], v["stock"]) == (sold, 2000 + w.sized_restocked.get(v["code"], 0)), v
+        assert v["remaining"] + v["sold"] == v["stock"]
+    assert w.sized_bought and w.sized_restocked and len(w.created) > 3  # each kind was taken
     for drop_id in w.created:
         view = await drop_view(stack, drop_id)
         assert view["remaining"] + view["sold"] == view["stock"] and view["sold"] == 0
@@ -628,6 +739,10 @@ async def test_hostile_battery(stack: Stack, world: World) -> None:
     )
     stored = {o["id"]: o["quantity"] for o in listed.body["orders"]}
     assert stored == dict(w.bought)  # no lost order, no phantom order
+    listed = await stack.call("GET", f"/v1/drops/{w.sized['id']}/orders", headers=stack.as_host)
+    assert {(o["id"], o["variant"], o["quantity"]) for o in listed.body["orders"]} == set(
+        w.sized_bought
+    )
     report = await stack.audit()
     assert report.ok, report.lines()
 
