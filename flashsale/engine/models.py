@@ -20,10 +20,9 @@ LIVE_ORDER_STATUSES = frozenset({"confirmed", "reserved", "paid"})
 # Three refusals are the request's fault and answered 400: a variant the drop does not have,
 # none on a drop with variants, one on a drop without.
 VariantRefusal = Literal["unknown_variant", "variant_required", "no_variants"]
-Refusal = (
-    Literal["not_found", "not_live", "sold_out", "limit_reached", "idempotency_conflict"]
-    | VariantRefusal
-)
+Refusal = Literal[
+    "not_found", "not_live", "sold_out", "limit_reached", "idempotency_conflict", VariantRefusal
+]
 Outcome = Refusal | Literal["created", "replay", "unavailable", "undecided", "compacted"]
 # What paying an order comes to (pay.lua).
 PayOutcome = Literal["paid", "not_found", "not_payable", "expired"]

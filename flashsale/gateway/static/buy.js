@@ -71,7 +71,17 @@ function showDrop(d) {
   drop = d;
   $("title").textContent = d.title;
   document.title = t("buy.page_title_drop", { title: d.title });
-  $("price").textContent = formatMoney(d.price, d.currency);
+  if (d.variants) {
+    // A drop of pack sizes or colours: the buyer picks one; price, deposit and count are its.
+    const pick = $("variant");
+    pick.replaceChildren(...d.variants.map((v) => new Option(v.title, v.code)));
+    pick.value = (d.variants.find((v) => v.remaining > 0) || d.variants[0]).code;
+    pick.addEventListener("change", () => {
+      unanswered = null;
+      counters(drop);
+    });
+    $("variant-box").hidden = false;
+  }
   if (d.opens_at && d.status === "pending") {
     $("opens").hidden = false;
     $("opens").textContent = t("buy.opens_at", { time: when(d.opens_at) });
@@ -79,12 +89,42 @@ function showDrop(d) {
   counters(d);
 }
 
+// The variant picked (null on a drop without), as the drop last showed it.
+function picked() {
+  if (!drop || !drop.variants) return null;
+  return drop.variants.find((v) => v.code === $("variant").value) || null;
+}
+
 function counters(c) {
   drop.remaining = c.remaining;
   drop.sold = c.sold;
   drop.status = c.status;
-  $("remaining").textContent = count(c.remaining);
-  $("remaining").style.setProperty("--chars", String(Math.max(3, count(c.remaining).length)));
+  for (const v of drop.variants || []) {
+    const now = c.variants && c.variants[v.code];
+    if (now) Object.assign(v, now);
+  }
+  const v = picked();
+  for (const option of $("variant").options) {
+    const it = drop.variants && drop.variants.find((x) => x.code === option.value);
+    if (!it) continue;
+    const price = formatMoney(it.price, drop.currency);
+    option.textContent = it.remaining > 0
+      ? t("buy.variant_option", { title: it.title, price })
+      : t("buy.variant_gone", { title: it.title });
+  }
+  const unit = v || drop;
+  $("price").textContent = formatMoney(unit.price, drop.currency);
+  const deposit = $("deposit");
+  deposit.hidden = unit.deposit == null;
+  if (unit.deposit != null) {
+    deposit.textContent = t("buy.deposit", {
+      deposit: formatMoney(unit.deposit, drop.currency),
+      balance: formatMoney(unit.price - unit.deposit, drop.currency),
+    });
+  }
+  const left = v ? v.remaining : c.remaining;
+  $("remaining").textContent = count(left);
+  $("remaining").style.setProperty("--chars", String(Math.max(3, count(left).length)));
   const status = $("status");
   status.textContent = STATUS_WORDS[c.status] || c.status;
   status.dataset.status = c.status;
@@ -94,13 +134,15 @@ function counters(c) {
 
 function buttonState() {
   const button = $("buy");
-  const live = drop !== null && drop.status === "live";
+  const v = picked();
+  const gone = drop !== null && (drop.status === "sold_out" || (v !== null && v.remaining === 0));
+  const live = drop !== null && drop.status === "live" && !gone;
   button.disabled = busy || !live;
   button.textContent = busy
     ? t("buy.buying")
     : drop === null || live
       ? t("buy.buy")
-      : drop.status === "sold_out"
+      : gone
         ? t("status.sold_out")
         : drop.status === "closed"
           ? t("buy.closed")
@@ -142,8 +184,10 @@ async function buy() {
     return say(msg, t("buy.bad_quantity"), "bad");
   }
   const quantity = Number(text);
-  const same = unanswered && unanswered.quantity === quantity && unanswered.token === token;
-  const tap = same ? unanswered : { key: newKey(), quantity, token };
+  const variant = picked() ? picked().code : undefined;
+  const same = unanswered && unanswered.quantity === quantity && unanswered.token === token &&
+    unanswered.variant === variant;
+  const tap = same ? unanswered : { key: newKey(), quantity, token, variant };
   busy = true;
   buttonState();
   $("pay").hidden = true;
@@ -177,7 +221,7 @@ async function send(tap) {
     try {
       const { body } = await api("POST", `${dropPath}/purchase`, {
         token: tap.token,
-        body: { quantity: tap.quantity },
+        body: tap.variant ? { quantity: tap.quantity, variant: tap.variant } : { quantity: tap.quantity },
         headers: { "Idempotency-Key": tap.key },
         words: BUYER_WORDS,
       });
@@ -190,10 +234,15 @@ async function send(tap) {
 }
 
 function bought(order, msg) {
+  const v = drop && drop.variants ? drop.variants.find((x) => x.code === order.variant) : null;
+  const title = drop ? (v ? `${drop.title} · ${v.title}` : drop.title) : "";
   const what = t("buy.what", {
-    n: order.quantity, title: drop ? drop.title : "", amount: formatMoney(order.amount, order.currency),
+    n: order.quantity, title, amount: formatMoney(order.amount, order.currency),
   });
-  const ref = t("buy.order_ref", { id: order.id });
+  let ref = t("buy.order_ref", { id: order.id });
+  if (order.balance != null) {
+    ref = `${t("buy.balance_due", { balance: formatMoney(order.balance, order.currency) })} · ${ref}`;
+  }
   if (order.status === "reserved") {
     say(msg, t("buy.reserved", { what }), "warn", ref);
     const line = document.createElement("p");
@@ -214,8 +263,9 @@ function bought(order, msg) {
 
 function refused(problem, msg, quantity) {
   if (!(problem instanceof Problem)) return sayProblem(msg, problem);
-  if (problem.code === "sold_out" && drop && drop.remaining > 0 && quantity > drop.remaining) {
-    problem.message = t("buy.not_enough", { n: quantity, left: drop.remaining });
+  const left = picked() ? picked().remaining : drop ? drop.remaining : 0;
+  if (problem.code === "sold_out" && drop && left > 0 && quantity > left) {
+    problem.message = t("buy.not_enough", { n: quantity, left });
   } else if (problem.code === "limit_reached" && drop) {
     const n = drop.per_buyer_limit;
     problem.message = t("buy.limit", { n });

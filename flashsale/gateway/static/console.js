@@ -104,7 +104,8 @@ function show(d) {
   $("drop-panel").hidden = false;
   $("drop-title").textContent = d.title;
   $("drop-room").textContent = d.room ? t("console.room", { room: d.room }) : "";
-  $("drop-price").textContent = formatMoney(d.price, d.currency);
+  $("drop-price").textContent = priceLine(d);
+  showVariants(d);
   $("drop-id").textContent = d.id;
   const link = $("buyer-link");
   link.href = `/buy/${encodeURIComponent(d.id)}`;
@@ -117,10 +118,69 @@ function show(d) {
   } else {
     $("drop-opens").hidden = true;
   }
-  counters({ remaining: d.remaining, sold: d.sold, status: d.status });
+  counters({ remaining: d.remaining, sold: d.sold, status: d.status, variants: null });
   document.title = t("console.page_title_drop", { title: d.title });
   for (const b of document.querySelectorAll("#drops button")) {
     b.setAttribute("aria-current", String(b.dataset.id === d.id));
+  }
+}
+
+function priceLine(d) {
+  if (d.variants) {
+    const low = Math.min(...d.variants.map((v) => v.price));
+    return t("console.variants_price", {
+      n: count(d.variants.length), price: formatMoney(low, d.currency),
+    });
+  }
+  const price = formatMoney(d.price, d.currency);
+  return d.deposit == null
+    ? price
+    : `${price} · ${t("console.deposit", { amount: formatMoney(d.deposit, d.currency) })}`;
+}
+
+// One big number per variant (what is left of it), with its name, price and sold count;
+// the restock form names the variant to add to.
+function showVariants(d) {
+  const box = $("variants");
+  box.hidden = !d.variants;
+  $("restock-variant-box").hidden = !d.variants;
+  if (!d.variants) {
+    box.replaceChildren();
+    $("restock-variant").replaceChildren();
+    return;
+  }
+  const chosen = $("restock-variant").value;
+  box.replaceChildren(...d.variants.map((v) => {
+    const cell = document.createElement("div");
+    cell.className = "number";
+    cell.dataset.code = v.code;
+    const n = document.createElement("span");
+    n.className = "n";
+    const name = document.createElement("span");
+    name.className = "label name";
+    name.textContent = v.title;
+    const detail = document.createElement("span");
+    detail.className = "label detail";
+    cell.append(n, name, detail);
+    return cell;
+  }));
+  $("restock-variant").replaceChildren(...d.variants.map((v) => new Option(v.title, v.code)));
+  if (d.variants.some((v) => v.code === chosen)) $("restock-variant").value = chosen;
+}
+
+function variantCounters(c) {
+  for (const v of drop.variants || []) {
+    const now = c.variants && c.variants[v.code];
+    if (now) Object.assign(v, now);
+    const cell = document.querySelector(`#variants [data-code="${CSS.escape(v.code)}"]`);
+    if (!cell) continue;
+    big(cell.querySelector(".n"), count(v.remaining));
+    cell.dataset.soldOut = String(v.remaining === 0);
+    let detail = `${formatMoney(v.price, drop.currency)} · ${t("console.variant_sold", { n: count(v.sold) })}`;
+    if (v.deposit != null) {
+      detail += ` · ${t("console.deposit", { amount: formatMoney(v.deposit, drop.currency) })}`;
+    }
+    cell.querySelector(".detail").textContent = detail;
   }
 }
 
@@ -132,6 +192,7 @@ function counters(c) {
   drop.status = c.status;
   big($("remaining"), count(c.remaining));
   big($("sold"), count(c.sold));
+  variantCounters(c);
   $("drop-stock").textContent = t("console.offered", { n: c.remaining + c.sold });
   const status = $("drop-status");
   status.textContent = STATUS_WORDS[c.status] || c.status;
@@ -266,8 +327,13 @@ $("restock-form").addEventListener("submit", (event) => {
     return say($("drop-msg"), t("console.restock_bad"), "bad");
   }
   const quantity = Number(text);
-  act($("restock"), `/v1/drops/${encodeURIComponent(drop.id)}/restock`, { quantity }, (d) =>
-    t("done.restocked", { n: quantity, left: d.remaining }));
+  const body = drop.variants ? { quantity, variant: $("restock-variant").value } : { quantity };
+  act($("restock"), `/v1/drops/${encodeURIComponent(drop.id)}/restock`, body, (d) => {
+    const v = d.variants && d.variants.find((x) => x.code === body.variant);
+    return v
+      ? t("done.restocked_variant", { n: quantity, title: v.title, left: v.remaining })
+      : t("done.restocked", { n: quantity, left: d.remaining });
+  });
 });
 
 // The orders file needs the host key in a header, which a plain link cannot carry: fetch
@@ -395,7 +461,7 @@ function summary(d) {
   return [
     STATUS_WORDS[d.status] || d.status,
     t("list.left_of", { left: d.remaining, all: d.remaining + d.sold }),
-    formatMoney(d.price, d.currency),
+    priceLine(d),
     d.room ? t("list.room", { room: d.room }) : "",
   ].filter(Boolean).join(" · ");
 }
