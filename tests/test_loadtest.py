@@ -302,3 +302,41 @@ async def test_bench_prints_both_rates_and_their_ratio(tmp_path: Path) -> None:
     per_drop = re.search(r"\(100 compacted\).*the keys alone ([0-9,]+) bytes per drop", text)
     assert per_order and per_drop, text
     assert int(per_drop[1].replace(",", "")) < 1_000 < 40 * int(per_order[1].replace(",", ""))
+
+
+async def test_a_burst_at_variants_audits_each_one(make_stack: MakeStack, tmp_path: Path) -> None:
+    """`--variants` with a mix: each variant sells out exactly, and the load tool's checks
+    and the engine's audit hold per variant. The same drop from a TOML table."""
+    stack = await make_stack()
+    o = await _run(
+        stack, variants="1KG:200:1290,2KG:120:2390:390", variant_mix="1KG:60,2KG:40",
+        payment_window=30, attempts=2500, limit=3, quantities="1:70,2:30", connections=32,
+    )  # fmt: skip
+    assert o.ok, [c.line() for c in o.checks] + (o.audit_lines or [])
+    sold = {v["code"]: (v["sold"], v["remaining"]) for v in o.drop["variants"]}
+    assert sold == {"1KG": (200, 0), "2KG": (120, 0)} and o.drop["status"] == "sold_out"
+    orders = [x async for x in _orders(stack, o.drop["id"])]
+    assert {x.variant for x in orders} == {"1KG", "2KG"}
+    deposits = {x.variant: (x.amount // x.quantity, x.balance) for x in orders if x.live}
+    assert deposits["2KG"][0] == 390 and deposits["1KG"] == (1290, None)
+    plan = make_plan(o.scenario, o.run, {"1KG": 0.6, "2KG": 0.4})
+    picked = sum(a.variant == "1KG" for a in plan.attempts) / len(plan.attempts)
+    assert 0.55 < picked < 0.65, picked
+
+    toml = tmp_path / "cars.toml"
+    toml.write_text(
+        'payment_window = 60\nvariant_mix = "SUV:1"\n'
+        '[[variants]]\ncode = "SEDAN"\nstock = 10\nprice = 15990000\ndeposit = 500000\n'
+        '[[variants]]\ncode = "SUV"\nstock = 5\nprice = 21990000\ntitle = "SUV 7 seats"\n',
+        encoding="utf-8",
+    )
+    sc = load(toml, {})
+    assert [v.spec() for v in sc.planned_variants] == [
+        {"code": "SEDAN", "title": "SEDAN", "price": 15990000, "stock": 10, "deposit": 500000},
+        {"code": "SUV", "title": "SUV 7 seats", "price": 21990000, "stock": 5},
+    ]
+    assert sc.total_stock == 15 and sc.total_attempts == 150
+    for bad in ({"variants": "1KG:20000"}, {"variants": "1KG:x:1"},
+                {"variants": "A:1:1", "variant_mix": "B:1"}, {"variant_mix": "A:1"}):  # fmt: skip
+        with pytest.raises(ValueError, match="variant"):
+            load(None, bad)

@@ -33,6 +33,12 @@ _SCENARIO_FLAGS: list[tuple[str, Any, str]] = [
     ("price", int, "price in minor units (default 100)"),
     ("currency", str, "ISO 4217 code (default EUR)"),
     ("payment-window", int, "seconds a reservation is held for payment (default 0)"),
+    (
+        "variants",
+        str,
+        "a drop of variants, code:stock:price[:deposit], e.g. 1KG:20000:1290,2KG:18000:2390",
+    ),
+    ("variant-mix", str, "which variant buyers pick, code:weight (default: by stock)"),
     ("attempts", int, "purchase attempts (default stock x oversubscription)"),
     ("oversubscription", float, "attempts per unit when --attempts is not given (default 10)"),
     ("buyers", int, "distinct buyers (default attempts / 2)"),

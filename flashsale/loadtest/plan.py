@@ -39,12 +39,17 @@ class Plan:
         return out
 
 
-def make_plan(scenario: Scenario, run: str | None = None) -> Plan:
+def make_plan(
+    scenario: Scenario, run: str | None = None, variants: dict[str, float] | None = None
+) -> Plan:
+    """`variants`: code -> share of attempts that pick it (none: a drop of one SKU)."""
     run = run or secrets.token_hex(3)
     rng = random.Random(scenario.seed)
     n, buyers = scenario.total_attempts, scenario.total_buyers
     quantities = [q for q, _ in scenario.mix]
     cumulative = list(accumulate(w for _, w in scenario.mix))
+    codes = list(variants or {})
+    variant_weights = list(accumulate((variants or {}).values()))
     attempts = [
         Attempt(
             index=i,
@@ -53,6 +58,7 @@ def make_plan(scenario: Scenario, run: str | None = None) -> Plan:
             key=f"{run}-{i}",
             offset=scenario.offset(i, n),
             repeat=rng.random() < scenario.repeat,
+            variant=rng.choices(codes, cum_weights=variant_weights)[0] if codes else "",
         )
         for i in range(n)
     ]

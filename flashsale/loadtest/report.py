@@ -58,6 +58,11 @@ def tables(o: Outcome) -> RenderableType:
         f"stock {d['stock']:,}, sold {d['sold']:,}, remaining {d['remaining']:,}"
         f", limit {d['per_buyer_limit']}, {d['status']}",
     )
+    for v in d.get("variants") or ():
+        head.add_row(
+            f"  {v['code']}",
+            f"stock {v['stock']:,}, sold {v['sold']:,}, remaining {v['remaining']:,}",
+        )
     head.add_row("sold out", "no" if s.sellout_s is None else f"after {s.sellout_s:.3f} s")
     head.add_row("throughput", f"{s.rps:,.0f} answers/s over {s.span_s:.2f} s")
     head.add_row("errors", f"{s.errors:,} ({s.error_rate:.3%})")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -110,16 +111,18 @@ REHEARSAL_ROOM = "rehearsal"
 async def _drop(api: Api, sc: Scenario, run: str) -> dict[str, Any]:
     if sc.drop:
         return await api.call("GET", f"/v1/drops/{sc.drop}")
-    spec = {
+    spec: dict[str, Any] = {
         "room": REHEARSAL_ROOM,
         "sku": f"loadtest-{run}",
         "title": f"Load test {run}",
-        "price": sc.price,
         "currency": sc.currency,
-        "stock": sc.stock,
         "per_buyer_limit": sc.limit,
         "payment_window_s": sc.payment_window,
     }
+    if sc.planned_variants:
+        spec["variants"] = [v.spec() for v in sc.planned_variants]
+    else:
+        spec.update(price=sc.price, stock=sc.stock)
     drop = await api.call("POST", "/v1/drops", spec)
     return await api.call("POST", f"/v1/drops/{drop['id']}/open")
 
@@ -173,15 +176,20 @@ async def run(
 ) -> Outcome:
     """`settings` reach Redis and the store for `flashsale audit`; None skips it."""
     live = live or Live()
-    plan = make_plan(sc)
+    run_name = secrets.token_hex(3)
     host, port, host_header = split_url(sc.url)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(sc.url, timeout=timeout) as http:
         api = Api(http, host_key)
         try:
-            drop = await _drop(api, sc, plan.run)
+            drop = await _drop(api, sc, run_name)
         except aiohttp.ClientError as e:
             raise RunError(f"cannot reach {sc.url}: {e}") from None
+        try:
+            shares = sc.variant_shares(drop.get("variants"))
+        except ValueError as e:
+            raise RunError(str(e)) from None
+        plan = make_plan(sc, run_name, shares)
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
         live.attempts, live.remaining = len(plan.attempts), drop["remaining"]
         traffics = [

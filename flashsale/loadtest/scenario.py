@@ -7,6 +7,17 @@ Every key of the TOML file is a long flag's name with `_` for `-`:
     limit = 2
     quantities = "1:80,2:20"
     arrival = "burst"
+
+Variants, as a flag (`code:stock:price[:deposit]`, comma-separated) or a table:
+
+    variants = "1KG:20000:1290,2KG:18000:2390"
+    variant_mix = "1KG:60,2KG:40"       # which one buyers pick (default: by stock)
+
+    [[variants]]
+    code = "SEDAN"
+    stock = 1000
+    price = 15990000
+    deposit = 500000
 """
 
 from __future__ import annotations
@@ -49,6 +60,57 @@ def parse_mix(text: str) -> list[tuple[int, float]]:
     return [(q, w / total) for q, w in pairs]
 
 
+class VariantPlan(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One variant of the drop the tool makes (the API's variant, with a default title)."""
+
+    code: str
+    stock: int
+    price: int
+    deposit: int | None = None
+    title: str | None = None
+
+    def spec(self) -> dict[str, Any]:
+        out = {"code": self.code, "title": self.title or self.code, "price": self.price,
+               "stock": self.stock}  # fmt: skip
+        if self.deposit is not None:
+            out["deposit"] = self.deposit
+        return out
+
+
+def parse_variants(text: str) -> list[VariantPlan]:
+    """`1KG:20000:1290,2KG:18000:2390` (code:stock:price, then :deposit if any)."""
+    out = []
+    for part in text.split(","):
+        fields = part.strip().split(":")
+        try:
+            code, stock, price, *deposit = fields
+            if len(deposit) > 1:
+                raise ValueError
+            out.append(VariantPlan(code=code, stock=int(stock), price=int(price),
+                                   deposit=int(deposit[0]) if deposit else None))  # fmt: skip
+        except ValueError:
+            raise ValueError(
+                f"variants {text!r}: write them like 1KG:20000:1290,2KG:18000:2390 "
+                "(code:stock:price[:deposit])"
+            ) from None
+    return out
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """`1KG:60,2KG:40` (code:weight), as shares."""
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        code, _, w = part.strip().partition(":")
+        try:
+            weights[code] = float(w)
+        except ValueError:
+            raise ValueError(f"variant mix {text!r}: write it like 1KG:60,2KG:40") from None
+    if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+        raise ValueError(f"variant mix {text!r}: weights >= 0, not all 0")
+    total = sum(weights.values())
+    return {c: w / total for c, w in weights.items()}
+
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
@@ -60,6 +122,8 @@ class Scenario(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     price: int = 100
     currency: str = "EUR"
     payment_window: int = 0
+    variants: str | list[VariantPlan] | None = None  # a drop of these variants
+    variant_mix: str | None = None  # which variant buyers pick; default: by stock
     attempts: int | None = None  # default: stock x oversubscription
     oversubscription: float = 10.0
     buyers: int | None = None  # default: attempts / 2, so limits are reached
@@ -79,6 +143,14 @@ class Scenario(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         parse_mix(self.quantities)
+        if isinstance(self.variants, str):
+            self.variants = parse_variants(self.variants)
+        if self.variant_mix is not None:
+            if not self.variants and not self.drop:
+                raise ValueError("variant_mix needs variants (or a --drop that has them)")
+            mixed = set(parse_weights(self.variant_mix))
+            if self.variants and not mixed <= {v.code for v in self.planned_variants}:
+                raise ValueError("variant_mix names a variant the drop does not have")
         if self.arrival not in ARRIVALS:
             raise ValueError(f"arrival is one of {', '.join(ARRIVALS)}")
         if self.arrival == "rate" and not self.rate:
@@ -100,12 +172,36 @@ class Scenario(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return parse_mix(self.quantities)
 
     @property
+    def planned_variants(self) -> list[VariantPlan]:
+        """The variants of the drop the tool makes ([] for a drop of one SKU)."""
+        assert not isinstance(self.variants, str)  # parsed in __post_init__
+        return self.variants or []
+
+    @property
+    def total_stock(self) -> int:
+        return sum(v.stock for v in self.planned_variants) or self.stock
+
+    def variant_shares(self, drop_variants: list[dict[str, Any]] | None) -> dict[str, float]:
+        """Which variant buyers pick, code -> share: the mix given, else by each one's
+        remaining stock ({} on a drop without variants)."""
+        if not drop_variants:
+            return {}
+        if self.variant_mix is not None:
+            shares = parse_weights(self.variant_mix)
+            unknown = set(shares) - {v["code"] for v in drop_variants}
+            if unknown:
+                raise ValueError(f"variant_mix names variants the drop lacks: {sorted(unknown)}")
+            return shares
+        total = sum(v["remaining"] for v in drop_variants) or len(drop_variants)
+        return {v["code"]: (v["remaining"] or 0) / total for v in drop_variants}
+
+    @property
     def total_attempts(self) -> int:
         if self.attempts is not None:
             return self.attempts
         if self.arrival == "rate" and self.rate and self.duration:
             return max(1, round(self.rate * self.duration))
-        return max(1, round(self.stock * self.oversubscription))
+        return max(1, round(self.total_stock * self.oversubscription))
 
     @property
     def total_buyers(self) -> int:

@@ -48,6 +48,8 @@ class Traffic(Workload):
         target = f"/v1/drops/{self.drop_id}/purchase"
         for a in sorted(self.attempts, key=lambda a: a.offset):
             body = b'{"quantity":%d}' % a.quantity
+            if a.variant:
+                body = b'{"quantity":%d,"variant":"%s"}' % (a.quantity, a.variant.encode())
             yield Shot(a.offset, a.index, self._post(target, a.buyer, body, a.key), a.repeat)
 
     @property
