@@ -126,7 +126,9 @@ def main(args: argparse.Namespace) -> int:
             season_bench.run_all(args, lambda line: console.print(f"  {line}"))
         if args.no_seed:
             return 0
-        console.print("seed scenario: 38,000 units, 380,000 attempts, limit 2, burst")
+        console.print(
+            "seed scenario: 38,000 units, 380,000 attempts, limit 2, burst; one SKU, then two"
+        )
         ok, lines = measure_seed(rig, conns)
         for line in lines:
             console.print(line)

@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
+import msgspec
 from redis import Redis
 
 from flashsale.engine import DropKeys
@@ -204,23 +205,48 @@ def measure_purchases(
     return b, lines
 
 
+# The lotus of the seed night as it was sold: two pack sizes, 38,000 units together.
+LOTUS = "1KG:20000:1290,2KG:18000:2390"
+
+
 def measure_seed(rig: Rig, conns: int) -> tuple[bool, list[str]]:
-    """The seed night: 38,000 units, 380,000 attempts, limit 2, in one burst, audited."""
-    sc = Scenario(
-        url=rig.url, connections=conns, processes=rig.procs, stock=38_000, attempts=380_000, limit=2
-    )
-    outcome = asyncio.run(
-        run(
-            sc, host_key=rig.host_key, token_secret=rig.secret, settings=rig.settings, thresholds=[]
+    """The seed night: 38,000 units, 380,000 attempts, limit 2, in one burst, audited; once
+    as one SKU, then as the lotus was sold (LOTUS), with what each cost Redis per purchase:
+    variants must not make a purchase dearer."""
+    ok, lines, figures = True, [], {}
+    for name, shape in (("one SKU", {"stock": 38_000}), ("two pack sizes", {"variants": LOTUS})):
+        common = {"url": rig.url, "connections": conns, "processes": rig.procs,
+                  "attempts": 380_000, "limit": 2}  # fmt: skip
+        sc = msgspec.convert(common | shape, Scenario)
+        before = script_stats(rig.redis, "")
+        outcome = asyncio.run(
+            run(
+                sc,
+                host_key=rig.host_key,
+                token_secret=rig.secret,
+                settings=rig.settings,
+                thresholds=[],
+            )
         )
-    )
-    s = outcome.summary
-    sold_out = "not sold out" if s.sellout_s is None else f"sold out in {s.sellout_s:.2f} s"
-    lines = [
-        f"seed scenario: {sold_out}; {s.requests:,} answers in {s.span_s:.1f} s "
-        f"({s.rps:,.0f}/s), p99 {s.latency.percentiles[99.0] / 1e6:.1f} s from t0"
-    ]
-    lines += [
-        f"  {line}" for line in [c.line() for c in outcome.checks] + (outcome.audit_lines or [])
-    ]
-    return outcome.ok, lines
+        after = script_stats(rig.redis, "")
+        s = outcome.summary
+        sold = outcome.drop["sold"] or 1
+        per_purchase = (after[1] - before[1]) / sold
+        figures[name] = (s.sellout_s, per_purchase)
+        sold_out = "not sold out" if s.sellout_s is None else f"sold out in {s.sellout_s:.2f} s"
+        lines.append(
+            f"seed scenario, {name}: {sold_out}; {s.requests:,} answers in {s.span_s:.1f} s "
+            f"({s.rps:,.0f}/s), p99 {s.latency.percentiles[99.0] / 1e6:.1f} s from t0; Redis "
+            f"{per_purchase:.2f} us per purchase ({after[0] - before[0]:,} script calls)"
+        )
+        lines += [
+            f"  {line}" for line in [c.line() for c in outcome.checks] + (outcome.audit_lines or [])
+        ]
+        ok = ok and outcome.ok
+    (one_s, one_us), (two_s, two_us) = figures.values()
+    if one_s and two_s:
+        lines.append(
+            f"  two pack sizes / one SKU: sell-out {two_s / one_s:.2f}x, "
+            f"Redis per purchase {two_us / one_us:.2f}x"
+        )
+    return ok, lines
