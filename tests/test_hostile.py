@@ -176,6 +176,19 @@ def family_order_paths(w: World) -> None:
     run()
 
 
+def create_as_oracle_says(w: World, spec: dict[str, Any]) -> dict[str, Any] | None:
+    """POSTs a drop spec, held to the oracle (201 if valid, else 400); the drop if made."""
+    expected = 201 if drop_is_valid(spec) else 400
+    answer = check(
+        w.client.send("POST", "/v1/drops", encode(spec), HOST, route="/v1/drops"), expected
+    )
+    if answer.status != 201:
+        return None
+    drop: dict[str, Any] = answer.json
+    w.created.append(drop["id"])
+    return drop
+
+
 def family_create_bodies(w: World) -> None:
     """POST /v1/drops: a good spec with one field replaced, extra fields, or not JSON."""
     base = {"sku": "S", "title": "T", "price": 1, "currency": "EUR", "stock": 5}
@@ -192,13 +205,8 @@ def family_create_bodies(w: World) -> None:
             spec.pop(name, None)
         else:
             spec[name] = value
-        expected = 201 if drop_is_valid(spec) else 400
-        answer = check(
-            w.client.send("POST", "/v1/drops", encode(spec), HOST, route="/v1/drops"), expected
-        )
-        if answer.status == 201:
-            drop = answer.json
-            w.created.append(drop["id"])
+        drop = create_as_oracle_says(w, spec)
+        if drop is not None:
             assert drop["sold"] == 0 and drop["remaining"] == drop["stock"] == spec["stock"]
             assert {k: drop[k] for k in spec if k != "opens_at"} == {
                 k: v for k, v in spec.items() if k != "opens_at"
@@ -325,13 +333,8 @@ def family_variant_drops(w: World) -> None:
             "50": [one | {"code": f"V{i}"} for i in range(50)],
         }.get(name, [one]) if what == "list" else [one]  # fmt: skip
         spec["variants"] = variants
-        expected = 201 if drop_is_valid(spec) else 400
-        answer = check(
-            w.client.send("POST", "/v1/drops", encode(spec), HOST, route="/v1/drops"), expected
-        )
-        if answer.status == 201:
-            drop = answer.json
-            w.created.append(drop["id"])
+        drop = create_as_oracle_says(w, spec)
+        if drop is not None:
             assert drop["price"] is None and drop["stock"] == sum(v["stock"] for v in variants)
             assert [v["code"] for v in drop["variants"]] == [v["code"] for v in variants]
 
