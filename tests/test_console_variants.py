@@ -1,6 +1,7 @@
 """A drop of variants on the pages, in a real browser at phone width: the console shows one
 big count per variant that falls as buyers buy and restocks the variant chosen; the buyer
-page picks a variant, shows its price and deposit, and buys it."""
+page picks a variant, shows its price and deposit, and buys it. And a host makes a drop of
+variants from the console's form."""
 
 from __future__ import annotations
 
@@ -84,3 +85,45 @@ async def test_each_variant_has_its_count_its_restock_and_its_buy(
     assert [v["stock"] for v in view["variants"]] == [20_500, 18_000]
     await console.screenshot(path=str(artifacts / "console-variants.png"), full_page=True)
     await buyer.screenshot(path=str(artifacts / "buyer-variants.png"), full_page=True)
+
+
+async def test_a_host_makes_a_drop_of_variants_in_the_console(
+    make_context: Any, stack: Stack
+) -> None:
+    from playwright.async_api import expect
+
+    context = await make_context(locale="en-US", viewport=PHONE_390)
+    console = await context.new_page()
+    await console.goto(f"{stack.base}/console#key={HOST_KEY}")
+    await expect(console.locator("html")).to_have_attribute("data-ready", "true")
+    await console.fill("#title", "Jacket")
+    await console.fill("#sku", "JACKET-1")
+    await console.fill("#currency", "PKR")
+    await console.fill("#window", "10")
+    await console.click("#add-variant")
+    await expect(console.locator("#price-box")).to_be_hidden()  # each variant has its own
+    rows = console.locator(".variant-row")
+    for i, (code, price, stock, deposit) in enumerate(
+        [("M", "4990", "30", ""), ("L", "5490", "20", "500")]
+    ):
+        if i:
+            await console.click("#add-variant")
+        row = rows.nth(i)
+        await row.locator("[name=code]").fill(code)
+        await row.locator("[name=title]").fill(f"Size {code}")
+        await row.locator("[name=price]").fill(price)
+        await row.locator("[name=stock]").fill(stock)
+        await row.locator("[name=deposit]").fill(deposit)
+    await console.click("#create")
+    await expect(console.locator("#variants .number")).to_have_count(2)
+    drop_id = (await console.locator("#drop-id").inner_text()).strip()
+    made = (await stack.call("GET", f"/v1/drops/{drop_id}")).body
+    shown = [
+        (v["code"], v["title"], v["price"], v["stock"], v["deposit"]) for v in made["variants"]
+    ]
+    assert shown == [("M", "Size M", 499_000, 30, None), ("L", "Size L", 549_000, 20, 50_000)]
+    assert (made["price"], made["stock"], made["payment_window_s"]) == (None, 50, 600)
+    assert await console.evaluate("document.documentElement.scrollWidth") <= PHONE_390["width"]
+    # The form is back to one SKU for the next drop.
+    await expect(console.locator(".variant-row")).to_have_count(0)
+    await expect(console.locator("#price-box")).to_be_visible()

@@ -376,6 +376,66 @@ function wholeNumber(id, field, min) {
   return Number(text);
 }
 
+// Variants in the create form: a row each (code, name, price, units, deposit). With one or
+// more, the drop's own price and units give way to theirs.
+function addVariantRow() {
+  const row = document.createElement("div");
+  row.className = "variant-row";
+  const n = $("variant-list").children.length + 1;
+  const fields = [
+    ["code", t("create.variant_code"), { maxLength: 32, placeholder: `${n}KG`, dir: "ltr" }],
+    ["title", t("create.variant_name"), { maxLength: 100 }],
+    ["price", t("field.price"), { inputMode: "decimal", dir: "ltr" }],
+    ["stock", t("field.stock"), { type: "number", min: "1", step: "1", inputMode: "numeric" }],
+    ["deposit", t("create.variant_deposit"), { inputMode: "decimal", dir: "ltr" }],
+  ];
+  for (const [name, label, attrs] of fields) {
+    const cell = document.createElement("label");
+    cell.className = `v-${name}`;
+    cell.append(label);
+    const input = Object.assign(document.createElement("input"), attrs);
+    input.name = name;
+    input.autocomplete = "off";
+    cell.append(input);
+    row.append(cell);
+  }
+  const remove = Object.assign(document.createElement("button"), { type: "button" });
+  remove.textContent = t("create.variant_remove");
+  remove.addEventListener("click", () => {
+    row.remove();
+    variantMode();
+  });
+  row.append(remove);
+  $("variant-list").append(row);
+  variantMode();
+  row.querySelector("input").focus();
+}
+
+function variantMode() {
+  const on = $("variant-list").children.length > 0;
+  $("variant-rows").hidden = !on;
+  $("price-box").hidden = on;
+  $("stock-box").hidden = on;
+}
+
+$("add-variant").addEventListener("click", addVariantRow);
+
+function readVariants(currency) {
+  return [...$("variant-list").children].map((row) => {
+    const value = (name) => row.querySelector(`[name="${name}"]`).value.trim();
+    const code = value("code");
+    if (!/^[A-Za-z0-9_.-]{1,32}$/.test(code)) throw new Error(t("create.bad_variant_code"));
+    const stock = value("stock");
+    if (!/^\d+$/.test(stock) || Number(stock) < 1) {
+      throw new Error(t("create.whole_number", { name: t("field.stock"), min: 1 }));
+    }
+    const v = { code, title: value("title") || code, price: toMinor(value("price"), currency),
+      stock: Number(stock) };
+    if (value("deposit")) v.deposit = toMinor(value("deposit"), currency);
+    return v;
+  });
+}
+
 function readForm() {
   const title = $("title").value.trim();
   const sku = $("sku").value.trim();
@@ -383,15 +443,20 @@ function readForm() {
   if (!title) throw new Error(t("create.no_title"));
   if (!sku) throw new Error(t("create.no_sku"));
   if (!isCurrency(currency)) throw new Error(t("create.bad_currency"));
+  const variants = readVariants(currency);
   const spec = {
     title,
     sku,
-    price: toMinor($("price").value, currency),
     currency,
-    stock: wholeNumber("stock", "field.stock", 1),
     per_buyer_limit: wholeNumber("limit", "field.per_buyer_limit", 1),
     payment_window_s: wholeNumber("window", "field.payment_window_s", 0) * 60,
   };
+  if (variants.length) {
+    spec.variants = variants;
+  } else {
+    spec.price = toMinor($("price").value, currency);
+    spec.stock = wholeNumber("stock", "field.stock", 1);
+  }
   const room = $("room").value.trim();
   if (room) spec.room = room;
   const opens = $("opens-at").value;
@@ -420,6 +485,8 @@ $("create-form").addEventListener("submit", async (event) => {
   localStorage.setItem(LAST, JSON.stringify({ currency: spec.currency, room: spec.room || "" }));
   say(msg, t("create.created", { title: d.title }), "ok");
   for (const id of ["title", "sku", "price", "stock", "opens-at"]) $(id).value = "";
+  $("variant-list").replaceChildren();
+  variantMode();
   priceHint();
   watch(d);
   say($("drop-msg"), t("create.ready"), "ok");
