@@ -9,7 +9,7 @@ from typing import Protocol, cast
 from flashsale.engine.errors import VariantError
 from flashsale.engine.ids import is_drop_id, new_drop_id
 from flashsale.engine.keys import DROP_INDEX, GROUP, DropKeys, room_index
-from flashsale.engine.models import Drop, variant_field
+from flashsale.engine.models import Drop, variant_field, variants_value
 from flashsale.engine.redis import RedisClient, text
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.specs import DropSpec
@@ -76,7 +76,9 @@ class Drops:
         else:
             total = sum(v.stock for v in spec.variants)
             fields.update(
-                variants=" ".join(v.code for v in spec.variants), stock=total, remaining=total
+                variants=variants_value([v.code for v in spec.variants]),
+                stock=total,
+                remaining=total,
             )
             for v in spec.variants:
                 own = {"title": v.title, "price": v.price, "stock": v.stock,

@@ -22,7 +22,7 @@ import msgspec
 
 from flashsale.engine.errors import REDIS_ERRORS
 from flashsale.engine.keys import LIVE_CHANNEL, DropKeys
-from flashsale.engine.models import variant_field
+from flashsale.engine.models import variant_codes, variant_field
 from flashsale.engine.redis import RedisClient, subscriber, text
 from flashsale.engine.stopping import pause
 
@@ -132,8 +132,8 @@ class LiveFeed:
             key, "remaining", "sold", "status", "variants"
         )
         variants = None
-        if listed:
-            codes = text(listed).split(" ")
+        codes = variant_codes(text(listed) if listed else None)
+        if codes:
             names = [variant_field(c, n) for c in codes for n in ("remaining", "sold")]
             got = await self._redis.hmget(key, names)
             variants = {

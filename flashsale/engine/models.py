@@ -43,6 +43,17 @@ def variant_field(code: str, name: str) -> str:
     return f"v:{code}:{name}"
 
 
+# The drop hash's `variants` field: the codes in the order given, joined by spaces (a code
+# has none; lib.lua reads it with gmatch '%S+').
+def variants_value(codes: list[str]) -> str:
+    return " ".join(codes)
+
+
+def variant_codes(value: str | None) -> list[str] | None:
+    """The codes of a drop's `variants` field (None: a drop without variants)."""
+    return value.split(" ") if value else None
+
+
 class Variant(msgspec.Struct, kw_only=True):
     code: str
     title: str
@@ -74,7 +85,7 @@ class Drop(msgspec.Struct, kw_only=True):
     def from_hash(cls, flat: list[bytes]) -> Drop:
         """Builds a drop from HGETALL's flat field/value list as the scripts return it."""
         h = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
-        codes = h["variants"].split(" ") if h.get("variants") else None
+        codes = variant_codes(h.get("variants"))
         return cls(
             id=h["id"],
             sku=h["sku"],
@@ -92,9 +103,6 @@ class Drop(msgspec.Struct, kw_only=True):
             payment_window_s=int(h["payment_window_s"]),
             variants=None if codes is None else [_variant(h, code) for code in codes],
         )
-
-    def variant(self, code: str) -> Variant | None:
-        return next((v for v in self.variants or () if v.code == code), None)
 
 
 def _variant(h: dict[str, str], code: str) -> Variant:

@@ -35,7 +35,13 @@ from typing import Any, NamedTuple, cast
 
 from flashsale.engine.errors import REDIS_ERRORS
 from flashsale.engine.keys import STATUS_CHANNEL, DropKeys
-from flashsale.engine.models import DropStatus, Outcome, VariantRefusal, variant_field
+from flashsale.engine.models import (
+    DropStatus,
+    Outcome,
+    VariantRefusal,
+    variant_codes,
+    variant_field,
+)
 from flashsale.engine.redis import RedisClient, subscriber, text
 from flashsale.engine.stopping import pause
 
@@ -144,7 +150,7 @@ class StatusFeed:
                 keys.drop, "status", "compacted", "variants"
             )
             status = text(raw)
-            codes = text(listed).split(" ") if listed else None
+            codes = variant_codes(text(listed) if listed else None)
             sold_out: frozenset[str] = frozenset()
             if codes:
                 left = await self._redis.hmget(
