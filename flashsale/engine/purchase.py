@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 from redis.exceptions import NoScriptError
@@ -39,7 +39,7 @@ from redis.exceptions import NoScriptError
 from flashsale.engine.errors import AMBIGUOUS, REDIS_ERRORS, Unavailable, Undecided, never_sent
 from flashsale.engine.ids import is_drop_id, new_order_ids
 from flashsale.engine.keys import DropKeys
-from flashsale.engine.models import Order, Outcome, decode_order
+from flashsale.engine.models import Order, Outcome, VariantRefusal, decode_order
 from flashsale.engine.pipe import Pipe, bulks
 from flashsale.engine.redis import RedisClient, node_name
 from flashsale.engine.replicas import ReplicaAcks, ReplicaTimeout
@@ -74,8 +74,7 @@ NOT_FOUND = Decision("not_found")
 UNDECIDED = Decision("undecided")
 # What the status feed refuses without Redis (status_feed.py), made once.
 REFUSED: dict[Outcome, Decision] = {
-    outcome: Decision(outcome)
-    for outcome in (*REFUSING.values(), "unknown_variant", "variant_required", "no_variants")
+    outcome: Decision(outcome) for outcome in (*REFUSING.values(), *get_args(VariantRefusal))
 }
 
 

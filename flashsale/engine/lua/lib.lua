@@ -53,9 +53,15 @@ local function all_variant_counts()
   local listed = redis.call('HGET', K_DROP, 'variants')
   local out = {}
   if not listed or listed == '' then return out end
+  local codes, names = {}, {}
   for code in string.gmatch(listed, '%S+') do
-    local c = redis.call('HMGET', K_DROP, vfield(code, 'remaining'), vfield(code, 'sold'))
-    out[#out + 1] = code .. '=' .. c[1] .. '/' .. c[2]
+    codes[#codes + 1] = code
+    names[#names + 1] = vfield(code, 'remaining')
+    names[#names + 1] = vfield(code, 'sold')
+  end
+  local c = redis.call('HMGET', K_DROP, unpack(names))  -- one read for all of them
+  for i, code in ipairs(codes) do
+    out[i] = code .. '=' .. c[2 * i - 1] .. '/' .. c[2 * i]
   end
   return out
 end

@@ -23,15 +23,16 @@ local out = {}
 
 local fields = {'status', 'opens_at', 'remaining', 'sold', 'seq', 'per_buyer_limit', 'price',
   'currency', 'payment_window_s', 'compacted', 'variants', 'deposit'}
+local VFIELDS = {'price', 'deposit', 'remaining', 'sold'}  -- read of each variant named
 local vat = {}  -- variant code named in the batch -> index of its first field in `fields`
-local vcodes = {}
+local vcodes = {}  -- the same codes, in the order first named
 for i = 1, n do
   local code = batch[i][5] or ''
   batch[i][5] = code
   if code ~= '' and not vat[code] then
     vat[code] = #fields + 1
     vcodes[#vcodes + 1] = code
-    for _, name in ipairs({'price', 'deposit', 'remaining', 'sold'}) do
+    for _, name in ipairs(VFIELDS) do
       fields[#fields + 1] = vfield(code, name)
     end
   end

@@ -107,3 +107,15 @@ export const STATUS_WORDS = Object.fromEntries(
 );
 
 export { count };
+
+// A /live `stock` event's counters onto the drop as the page holds it: the drop's own, and
+// those of the variants the event names (an event may name only those that changed).
+export function applyCounters(drop, c) {
+  drop.remaining = c.remaining;
+  drop.sold = c.sold;
+  drop.status = c.status;
+  for (const v of drop.variants || []) {
+    const now = c.variants && c.variants[v.code];
+    if (now) Object.assign(v, now);
+  }
+}

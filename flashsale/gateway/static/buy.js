@@ -2,7 +2,7 @@
 // Every tap gets its own Idempotency-Key; a tap that got no answer (the network failed) is
 // sent again with the same key, so it can never make a second order.
 
-import { api, Problem, say, sayProblem, STATUS_WORDS } from "./api.js";
+import { api, applyCounters, Problem, say, sayProblem, STATUS_WORDS } from "./api.js";
 import { count, switcher, t, translatePage, when } from "./i18n.js";
 import { formatMoney } from "./money.js";
 
@@ -96,13 +96,7 @@ function picked() {
 }
 
 function counters(c) {
-  drop.remaining = c.remaining;
-  drop.sold = c.sold;
-  drop.status = c.status;
-  for (const v of drop.variants || []) {
-    const now = c.variants && c.variants[v.code];
-    if (now) Object.assign(v, now);
-  }
+  applyCounters(drop, c);
   const v = picked();
   for (const option of $("variant").options) {
     const it = drop.variants && drop.variants.find((x) => x.code === option.value);

@@ -1,7 +1,7 @@
 // The host console: sign in with a host key, make and run drops, watch them sell.
 // Talks only to the public API (host calls carry `Authorization: Bearer <host key>`).
 
-import { api, Problem, say, sayProblem, STATUS_WORDS } from "./api.js";
+import { api, applyCounters, Problem, say, sayProblem, STATUS_WORDS } from "./api.js";
 import { count, decimal, language, switcher, t, translatePage, when } from "./i18n.js";
 import { COMMON_CURRENCIES, examplePrice, formatMoney, isCurrency, minorDigits, toMinor } from "./money.js";
 
@@ -168,10 +168,8 @@ function showVariants(d) {
   if (d.variants.some((v) => v.code === chosen)) $("restock-variant").value = chosen;
 }
 
-function variantCounters(c) {
+function variantCounters() {
   for (const v of drop.variants || []) {
-    const now = c.variants && c.variants[v.code];
-    if (now) Object.assign(v, now);
     const cell = document.querySelector(`#variants [data-code="${CSS.escape(v.code)}"]`);
     if (!cell) continue;
     big(cell.querySelector(".n"), count(v.remaining));
@@ -187,12 +185,10 @@ function variantCounters(c) {
 function counters(c) {
   const now = performance.now();
   const before = drop.status;
-  drop.remaining = c.remaining;
-  drop.sold = c.sold;
-  drop.status = c.status;
+  applyCounters(drop, c);
   big($("remaining"), count(c.remaining));
   big($("sold"), count(c.sold));
-  variantCounters(c);
+  variantCounters();
   $("drop-stock").textContent = t("console.offered", { n: c.remaining + c.sold });
   const status = $("drop-status");
   status.textContent = STATUS_WORDS[c.status] || c.status;

@@ -25,7 +25,12 @@ from flashsale.loadtest.bench.generators import (
     own,
     run_wrk,
 )
-from flashsale.loadtest.bench.redis_cost import redis_cost_line, script_stats, wait_redis_settled
+from flashsale.loadtest.bench.redis_cost import (
+    redis_cost_line,
+    script_stats,
+    script_time,
+    wait_redis_settled,
+)
 from flashsale.loadtest.bench.rig import Rig, new_drop, start, wait_port
 from flashsale.loadtest.run import run
 from flashsale.loadtest.scenario import Scenario
@@ -218,7 +223,7 @@ def measure_seed(rig: Rig, conns: int) -> tuple[bool, list[str]]:
         common = {"url": rig.url, "connections": conns, "processes": rig.procs,
                   "attempts": 380_000, "limit": 2}  # fmt: skip
         sc = msgspec.convert(common | shape, Scenario)
-        before = script_stats(rig.redis, "")
+        before = script_time(rig.redis)
         outcome = asyncio.run(
             run(
                 sc,
@@ -228,7 +233,7 @@ def measure_seed(rig: Rig, conns: int) -> tuple[bool, list[str]]:
                 thresholds=[],
             )
         )
-        after = script_stats(rig.redis, "")
+        after = script_time(rig.redis)
         s = outcome.summary
         sold = outcome.drop["sold"] or 1
         per_purchase = (after[1] - before[1]) / sold
