@@ -17,7 +17,7 @@ import aiohttp
 from flashsale.config import Settings
 from flashsale.loadtest import fleet
 from flashsale.loadtest.checks import Check, check
-from flashsale.loadtest.firing import Job, Progress
+from flashsale.loadtest.firing import PAY, Job, Progress
 from flashsale.loadtest.http import split_url
 from flashsale.loadtest.plan import make_plan
 from flashsale.loadtest.results import Answer, Summary, decode, summarize
@@ -141,12 +141,14 @@ async def _watch(api: Api, drop_id: str, live: Live, series: list[tuple[float, i
 
 
 async def _settled(
-    api: Api, drop_id: str, ids: set[str], within: float
+    api: Api, drop_id: str, ids: set[str], paid: set[str], within: float
 ) -> tuple[bool, dict[str, Any], list[dict[str, Any]]]:
     """Waits until the store has caught up, and returns the drop and its orders read as one
-    picture: every answered order is listed, the drop did not change while its orders were
-    read, and no listed hold is past its end (Redis released it, the store not yet).
-    Otherwise a hold expiring mid-read would look like broken accounting."""
+    picture: every answered order is listed, every order paid (200) is listed paid, the
+    drop did not change while its orders were read, and no listed hold is past its end
+    (Redis released it, the store not yet). Otherwise a hold expiring mid-read would look
+    like broken accounting, and a payment not yet settled like a lost one: a payment
+    changes no count of the drop, so the drop's picture alone cannot tell it is settled."""
     deadline = time.monotonic() + within
     while True:
         drop = await api.call("GET", f"/v1/drops/{drop_id}")
@@ -158,7 +160,8 @@ async def _settled(
             for o in orders
         )
         listed = {o["id"] for o in orders}
-        if ids <= listed and drop == again and not overdue:
+        paid_listed = {o["id"] for o in orders if o["status"] == "paid"}
+        if ids <= listed and paid <= paid_listed and drop == again and not overdue:
             return True, again, orders
         if time.monotonic() >= deadline:
             return False, again, orders
@@ -222,7 +225,12 @@ async def run(
         summary.stock = series
 
         ids = {o["id"] for a in answers if (o := a.order) is not None}
-        settled, final, orders = await _settled(api, drop["id"], ids, sc.settle_wait)
+        paid = {
+            o["id"]
+            for a in answers
+            if a.kind == PAY and a.status == 200 and (o := a.order) is not None
+        }
+        settled, final, orders = await _settled(api, drop["id"], ids, paid, sc.settle_wait)
     checks = check(plan.attempts, answers, final, orders, plan.ours if sc.drop else lambda b: True)
     audit_lines: list[str] | None = None
     audit_ok = True
