@@ -285,13 +285,20 @@ class SettlementWorker:
                 quiet = min(quiet * 2, self.max_idle_sleep)
 
     async def drain(self, within: float = 30.0) -> bool:
-        """Settles until nothing is pending or undelivered; True if it got there in time."""
+        """Settles until nothing is pending or undelivered; True if it got there in time.
+        Redis out of reach for a moment (a failover, a client's stale slot map) is waited
+        out as `run` waits it out, until the deadline."""
         deadline = asyncio.get_running_loop().time() + within
         while asyncio.get_running_loop().time() < deadline:
-            # Pending entries first (a batch that failed, a dead worker's), then new ones.
-            done = await self.step(claim_idle_ms=0) + await self.step()
-            if await self.backlog() == 0:
-                return True
+            try:
+                # Pending entries first (a batch that failed, a dead worker's), then new ones.
+                done = await self.step(claim_idle_ms=0) + await self.step()
+                if await self.backlog() == 0:
+                    return True
+            except (*REDIS_ERRORS, OSError) as exc:
+                log.warning("draining settlement: Redis out of reach, will retry: %s", exc)
+                await asyncio.sleep(0.2)
+                continue
             if not done:  # others hold what is left: give them time
                 await asyncio.sleep(0.05)
         return False
