@@ -30,6 +30,10 @@ class SQLiteStore:
     def __init__(self, path: str) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
+        # One connection is shared by whoever holds the store (a worker's loop and its
+        # drain, the gateway's reads): a write and its commit go as one, never interleaved
+        # with another task's write on the same connection.
+        self._writing = asyncio.Lock()
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -78,8 +82,9 @@ class SQLiteStore:
 
     async def apply(self, orders: Sequence[Order]) -> None:
         # Collapsed: an order created and paid within one batch is one row written, not two.
-        await self.db.executemany(UPSERT, [row(o) for o in collapse(orders)])
-        await self.db.commit()
+        async with self._writing:
+            await self.db.executemany(UPSERT, [row(o) for o in collapse(orders)])
+            await self.db.commit()
 
     async def get(self, order_id: str) -> Order | None:
         async with self.db.execute(f"{SELECT} WHERE id = ?", (order_id,)) as cur:
@@ -102,5 +107,6 @@ class SQLiteStore:
             return [r[0] for r in await cur.fetchall()]
 
     async def delete(self, order_id: str) -> None:
-        await self.db.execute("DELETE FROM orders WHERE id = ?", (order_id,))
-        await self.db.commit()
+        async with self._writing:
+            await self.db.execute("DELETE FROM orders WHERE id = ?", (order_id,))
+            await self.db.commit()
