@@ -30,7 +30,8 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 # Every purchase outcome the contract names, so each series exists (at 0) from the start.
 OUTCOMES = (
-    "created", "replay", "not_found", "not_live", "sold_out", "limit_reached",
+    "created", "replay", "not_found", "not_live", "not_admitted", "draw_only", "sold_out",
+    "limit_reached",
     "idempotency_conflict", "invalid_request", "unauthorized", "forbidden", "rate_limited",
     "payload_too_large", "unavailable", "undecided",
 )  # fmt: skip

@@ -102,7 +102,8 @@ async def test_drop_object_has_the_contract_fields(stack: Stack) -> None:
     assert set(drop) == {
         "id", "sku", "title", "price", "currency", "stock", "remaining", "sold",
         "per_buyer_limit", "room", "status", "opens_at", "payment_window_s", "deposit",
-        "variants",
+        "variants", "admission", "admit_per_s", "pass_ttl_s", "draws_at", "draw_commitment",
+        "draw_seed",
     }  # fmt: skip
     assert (drop["room"], drop["opens_at"], drop["sold"]) == (None, None, 0)
     assert (drop["deposit"], drop["variants"]) == (None, None)

@@ -75,14 +75,14 @@ async def test_counters_at_connect_then_coalesced_never_one_per_purchase(
     drop = await stack.new_drop(stock=300, per_buyer_limit=1)
     viewer = await watch(stack, drop["id"])
     first = await viewer.until(lambda e: True)
-    assert first == {"remaining": 300, "sold": 0, "status": "live", "variants": None}
+    assert first == {"remaining": 300, "sold": 0, "status": "live", "variants": None, "queue": None}
     start = time.monotonic()
     for wave in range(10):  # 300 purchases in 10 waves over about a second
         await asyncio.gather(*(stack.buy(drop["id"], f"w{wave}b{i}") for i in range(30)))
         await asyncio.sleep(0.1)
     last = await viewer.until(lambda e: e["status"] == "sold_out")
     took = time.monotonic() - start
-    assert last == {"remaining": 0, "sold": 300, "status": "sold_out", "variants": None}
+    assert last == {"remaining": 0, "sold": 300, "status": "sold_out", "variants": None, "queue": None}
     events = len(viewer.events) - 1
     print(f"\n300 purchases in {took:.2f} s: {events} stock events")
     assert events <= took * 10 + 2, "more than 10 events a second"

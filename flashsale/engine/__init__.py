@@ -19,10 +19,12 @@ from flashsale.engine.backlog import (
 )
 from flashsale.engine.compaction import Compactor, reopen
 from flashsale.engine.core import Engine
+from flashsale.engine.draws import commitment, draw_order
 from flashsale.engine.drops import Listed, Mark
 from flashsale.engine.errors import (
     REDIS_ERRORS,
     NeverSent,
+    Refused,
     Unavailable,
     Undecided,
     VariantError,
@@ -33,9 +35,12 @@ from flashsale.engine.live import MAX_RATE, Watch
 from flashsale.engine.models import (
     LIVE_ORDER_STATUSES,
     Drop,
+    Entry,
+    FairRefusal,
     Order,
     PayOutcome,
     Refusal,
+    Ticket,
     Variant,
     VariantRefusal,
     orders_of,
@@ -47,6 +52,7 @@ from flashsale.engine.scripts import Scripts
 from flashsale.engine.settlement import SettlementWorker
 from flashsale.engine.specs import (
     DropSpec,
+    EntrySpec,
     PurchaseSpec,
     RestockSpec,
     Text64,
@@ -58,6 +64,7 @@ from flashsale.engine.stopping import pause
 from flashsale.engine.store import STORE_ERRORS, OrderStore, open_store
 from flashsale.engine.store.base import iter_orders
 from flashsale.engine.store.sqlite import SQLiteStore
+from flashsale.engine.waitlist import entry_of
 
 __all__ = [
     "DOWN_S",
@@ -74,6 +81,9 @@ __all__ = [
     "DropKeys",
     "DropSpec",
     "Engine",
+    "Entry",
+    "EntrySpec",
+    "FairRefusal",
     "Listed",
     "Mark",
     "NeverSent",
@@ -84,12 +94,14 @@ __all__ = [
     "PurchaseSpec",
     "RedisClient",
     "Refusal",
+    "Refused",
     "RestockSpec",
     "SQLiteStore",
     "Scripts",
     "SettlementWorker",
     "Shut",
     "Text64",
+    "Ticket",
     "Unavailable",
     "Undecided",
     "Variant",
@@ -101,8 +113,11 @@ __all__ = [
     "audit",
     "backlog",
     "backlog_by_node",
+    "commitment",
     "connect",
+    "draw_order",
     "entry_id",
+    "entry_of",
     "is_drop_id",
     "iter_orders",
     "new_order_ids",

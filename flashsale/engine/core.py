@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from flashsale.engine.active import ActiveDrops
+from flashsale.engine.draws import Draws
 from flashsale.engine.drops import Drops
 from flashsale.engine.live import LiveFeed
 from flashsale.engine.orders import Orders
 from flashsale.engine.pipe import Pipe
 from flashsale.engine.purchase import Purchaser
+from flashsale.engine.queue import Queue
 from flashsale.engine.redis import RedisClient, connect
 from flashsale.engine.replicas import ReplicaAcks
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.status_feed import StatusFeed
 from flashsale.engine.sweeper import Sweeper
+from flashsale.engine.waitlist import Waitlist
 
 
 class Engine:
@@ -35,7 +38,10 @@ class Engine:
         self.pipe = None if self.replicas else Pipe.for_url(url, connect_timeout=1.0, timeout=5.0)
         self.purchaser = Purchaser(redis, self.scripts, self.feed, self.replicas, self.pipe)
         self.orders = Orders(redis, self.scripts, self.feed)
-        self.sweeper = Sweeper(self.active, self.scripts)
+        self.queue = Queue(redis, self.scripts)
+        self.draws = Draws(redis, self.scripts)
+        self.waitlist = Waitlist(redis, self.scripts)
+        self.sweeper = Sweeper(self.active, self.scripts, self.draws)
         self.live = LiveFeed(redis, url)
 
     @classmethod

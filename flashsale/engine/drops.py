@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
 import time
 from typing import Protocol, cast
 
@@ -88,6 +90,19 @@ class Drops:
                 fields.update({variant_field(v.code, k): x for k, x in own.items()})
         if spec.opens_at is not None:
             fields["opens_at"] = int(spec.opens_at.timestamp() * 1000)
+        # Every drop has a secret seed: the ids of the orders the engine makes itself come
+        # from it, a queue's pre-live order, its passes, and a draw's order (its hash is
+        # published at once; the seed itself at the draw).
+        seed = secrets.token_bytes(32)
+        fields.update(seed=seed.hex(), admission=spec.admission)
+        if spec.admission == "queue":
+            fields.update(admit_per_s=spec.admit_per_s or 1000, pass_ttl_s=spec.pass_ttl_s or 120)
+        elif spec.admission == "draw":
+            assert spec.draws_at is not None
+            fields.update(
+                draws_at=int(spec.draws_at.timestamp() * 1000),
+                commitment=hashlib.sha256(seed).hexdigest(),
+            )
         pairs = [x for kv in fields.items() for x in kv]
         drop = await self._op(drop_id, "create", GROUP, *pairs)
         assert drop is not None

@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from flashsale.engine.models import VariantRefusal
+from flashsale.engine.models import FairRefusal, VariantRefusal
 
 # Every error of Redis's: a cluster's own (SlotNotCoveredError mid-failover) is not a
 # RedisError in redis-py.
@@ -57,11 +57,21 @@ class VariantError(ValueError):
         self.refusal = refusal
 
 
+class Refused(Exception):
+    """A call about a queue ticket, a draw entry or a waitlist entry that the drop refuses
+    (the gateway answers each with its own status and code)."""
+
+    def __init__(self, refusal: FairRefusal) -> None:
+        super().__init__(refusal)
+        self.refusal = refusal
+
+
 __all__ = [
     "AMBIGUOUS",
     "REDIS_ERRORS",
     "NeverSent",
     "RedisError",
+    "Refused",
     "Unavailable",
     "Undecided",
     "VariantError",

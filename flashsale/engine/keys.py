@@ -49,6 +49,13 @@ class DropKeys(NamedTuple):
     events: str  # stream: order events for the settlement workers
     holds: str  # zset: reserved order id -> hold expiry (ms)
     void: str  # hash: request ids that must never create an order (see purchase.lua)
+    # Who gets scarce units (fair.md in docs/): a queue drop's waiting room, a draw's
+    # entries, a first-come drop's waitlist.
+    queue: str  # zset: waiting ticket's buyer -> place (a pre-live one's: a keyed hash < 1)
+    tickets: str  # hash: buyer -> msgpack ticket, once admitted (admitted, used, expired)
+    passes: str  # zset: buyer holding an unused pass -> when it expires (ms)
+    entries: str  # hash: buyer -> msgpack entry (a draw's or a waitlist's)
+    line: str  # zset: buyer of an entry still to serve -> its order (draw rank, position)
 
     @classmethod
     def of(cls, drop_id: str) -> DropKeys:

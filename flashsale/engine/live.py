@@ -32,24 +32,31 @@ MAX_RATE = 10  # events a second per viewer at most
 
 
 class Counters(msgspec.Struct):
-    """What a /live `stock` event says; `variants`: code -> {"remaining", "sold"}."""
+    """What a /live `stock` event says; `variants`: code -> {"remaining", "sold"}; `queue`
+    (a queue drop's): {"waiting", "admitted"}."""
 
     remaining: int
     sold: int
     status: str
     variants: dict[str, dict[str, int]] | None = None
+    queue: dict[str, int] | None = None
 
 
-def parse_counts(message: str) -> tuple[int, int, str, dict[str, dict[str, int]]]:
-    """A LIVE_CHANNEL message (lib.lua `publish_counts`): the drop's counters and those of the
-    variants it names."""
+def parse_counts(
+    message: str,
+) -> tuple[int, int, str, dict[str, dict[str, int]], dict[str, int] | None]:
+    """A LIVE_CHANNEL message (lib.lua `publish_counts`): the drop's counters, those of the
+    variants it names, and a queue drop's waiting room ("q=<waiting>/<admitted>")."""
     remaining, sold, status, *pairs = message.split(" ")
-    variants = {}
+    variants, queue = {}, None
     for pair in pairs:
         code, _, counts = pair.partition("=")
         left, _, gone = counts.partition("/")
-        variants[code] = {"remaining": int(left), "sold": int(gone)}
-    return int(remaining), int(sold), status, variants
+        if code == "q":  # a variant's code has no '=', so "q=" is never one
+            queue = {"waiting": int(left), "admitted": int(gone)}
+        else:
+            variants[code] = {"remaining": int(left), "sold": int(gone)}
+    return int(remaining), int(sold), status, variants, queue
 
 
 class Watch:
@@ -68,10 +75,10 @@ class Watch:
         if self.current is None:  # nothing to merge into yet: the first read is on its way
             self.missed += 1
             return
-        remaining, sold, status, named = parse_counts(message)
+        remaining, sold, status, named, queue = parse_counts(message)
         held = self.current.variants
         variants = None if held is None and not named else {**(held or {}), **named}
-        self.update(Counters(remaining, sold, status, variants))
+        self.update(Counters(remaining, sold, status, variants, queue or self.current.queue))
 
     def update(self, current: Counters) -> None:
         self.current = current
@@ -128,9 +135,13 @@ class LiveFeed:
 
     async def read(self, drop_id: str) -> Counters:
         key = DropKeys.of(drop_id).drop
-        remaining, sold, status, listed = await self._redis.hmget(
-            key, "remaining", "sold", "status", "variants"
+        remaining, sold, status, listed, admission, admitted = await self._redis.hmget(
+            key, "remaining", "sold", "status", "variants", "admission", "q_admitted"
         )
+        queue = None
+        if admission == b"queue":
+            waiting = await self._redis.zcard(DropKeys.of(drop_id).queue)
+            queue = {"waiting": int(waiting), "admitted": int(admitted or 0)}
         variants = None
         codes = variant_codes(text(listed) if listed else None)
         if codes:
@@ -140,7 +151,7 @@ class LiveFeed:
                 c: {"remaining": int(got[2 * i] or 0), "sold": int(got[2 * i + 1] or 0)}
                 for i, c in enumerate(codes)
             }
-        return Counters(int(remaining or 0), int(sold or 0), text(status or b""), variants)
+        return Counters(int(remaining or 0), int(sold or 0), text(status or b""), variants, queue)
 
     async def _follow(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from flashsale.engine.specs import Admission
+
 DropStatus = Literal["pending", "live", "sold_out", "closed"]
 OrderStatus = Literal["confirmed", "reserved", "paid", "expired"]
 LIVE_ORDER_STATUSES = frozenset({"confirmed", "reserved", "paid"})
@@ -20,8 +22,31 @@ LIVE_ORDER_STATUSES = frozenset({"confirmed", "reserved", "paid"})
 # Three refusals are the request's fault and answered 400: a variant the drop does not have,
 # none on a drop with variants, one on a drop without.
 VariantRefusal = Literal["unknown_variant", "variant_required", "no_variants"]
+# `not_admitted`: a queue drop's purchase without a valid pass; `draw_only`: any purchase of
+# a draw drop (its units go to the draw's winners).
 Refusal = Literal[
-    "not_found", "not_live", "sold_out", "limit_reached", "idempotency_conflict", VariantRefusal
+    "not_found",
+    "not_live",
+    "not_admitted",
+    "draw_only",
+    "sold_out",
+    "limit_reached",
+    "idempotency_conflict",
+    VariantRefusal,
+]
+# What a call about a queue ticket, a draw entry or a waitlist entry can be refused with
+# (queue.lua, draw.lua, waitlist.lua); `none`: the buyer has no ticket or entry to read.
+FairRefusal = Literal[
+    "not_found",
+    "no_queue",
+    "no_draw",
+    "no_waitlist",
+    "not_live",
+    "entries_closed",
+    "not_sold_out",
+    "limit_reached",
+    "none",
+    VariantRefusal,
 ]
 Outcome = Refusal | Literal["created", "replay", "unavailable", "undecided", "compacted"]
 # What paying an order comes to (pay.lua).
@@ -80,6 +105,12 @@ class Drop(msgspec.Struct, kw_only=True):
     opens_at: str | None
     payment_window_s: int
     variants: list[Variant] | None
+    admission: Admission = "first_come"
+    admit_per_s: int | None = None  # queue only
+    pass_ttl_s: int | None = None  # queue only
+    draws_at: str | None = None  # draw only, as the three below
+    draw_commitment: str | None = None  # hex SHA-256 of the seed's 32 bytes
+    draw_seed: str | None = None  # hex, once drawn
 
     @classmethod
     def from_hash(cls, flat: list[bytes]) -> Drop:
@@ -102,7 +133,18 @@ class Drop(msgspec.Struct, kw_only=True):
             opens_at=rfc3339(int(h["opens_at"])) if h.get("opens_at") else None,
             payment_window_s=int(h["payment_window_s"]),
             variants=None if codes is None else [_variant(h, code) for code in codes],
+            admission=h.get("admission") or "first_come",  # type: ignore[arg-type]
+            admit_per_s=_int(h.get("admit_per_s")),
+            pass_ttl_s=_int(h.get("pass_ttl_s")),
+            draws_at=rfc3339(_int(h.get("draws_at"))),
+            draw_commitment=h.get("commitment"),
+            # the seed is the drop's secret until its draw, which reveals it
+            draw_seed=h["seed"] if h.get("drawn") and h.get("admission") == "draw" else None,
         )
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value else None
 
 
 def _variant(h: dict[str, str], code: str) -> Variant:
@@ -157,6 +199,60 @@ class Order(msgspec.Struct, kw_only=True):
             "variant": self.variant,
             "balance": self.balance,
         }
+
+
+TicketStatus = Literal["waiting", "admitted", "used", "expired", "sold_out"]
+EntryStatus = Literal["entered", "won", "lost", "waiting", "served", "left"]
+
+
+class Ticket(msgspec.Struct, kw_only=True):
+    """A queue ticket as the contract shows it (queue.lua builds it)."""
+
+    status: TicketStatus
+    position: int | None = None
+    # "pass" is a Python keyword: the struct's field is `pass_`, its name on the wire `pass`
+    pass_: str | None = msgspec.field(default=None, name="pass")
+    pass_expires_at: str | None = None
+    retry_after_s: int | None = None
+
+
+class Entry(msgspec.Struct, kw_only=True, omit_defaults=False):
+    """A draw's or a waitlist's entry, as the scripts keep it (msgpack, in `entries`)."""
+
+    buyer: str
+    quantity: int
+    status: EntryStatus
+    variant: str | None = None
+    order_id: str | None = None
+    position: int | None = None  # a waitlist's: its place in line, from 1
+    rank: int | None = None  # a draw's: its place in the draw's order, from 1
+    won_at_draw: bool = False  # a draw's: picked at the draw itself, not by a backfill
+    at: int = 0  # ms: when it entered
+
+    def draw_view(self) -> dict[str, Any]:
+        return {
+            "buyer": self.buyer,
+            "quantity": self.quantity,
+            "variant": self.variant,
+            "status": self.status,
+            "order_id": self.order_id,
+        }
+
+    def waitlist_view(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "position": self.position,
+            "quantity": self.quantity,
+            "variant": self.variant,
+            "order_id": self.order_id,
+        }
+
+
+_entry_decoder = msgspec.msgpack.Decoder(Entry)
+
+
+def decode_entry(packed: bytes) -> Entry:
+    return _entry_decoder.decode(packed)
 
 
 _order_decoder = msgspec.msgpack.Decoder(Order)

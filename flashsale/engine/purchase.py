@@ -44,7 +44,7 @@ from flashsale.engine.pipe import Pipe, bulks
 from flashsale.engine.redis import RedisClient, node_name
 from flashsale.engine.replicas import ReplicaAcks, ReplicaTimeout
 from flashsale.engine.scripts import Scripts
-from flashsale.engine.status_feed import REFUSING, StatusFeed
+from flashsale.engine.status_feed import OTHER_REFUSALS, REFUSING, StatusFeed
 from flashsale.engine.store import STORE_ERRORS
 from flashsale.metrics import metrics
 
@@ -59,8 +59,8 @@ MAX_BATCH = 256  # purchases per script call: Redis runs nothing else while a sc
 BATCHES_IN_FLIGHT = 2  # batches of one drop on their way to Redis at once, per process
 DOWN_S = 0.25  # after a failed connect, purchases are refused this long without trying
 
-# order id, buyer, quantity, idempotency key, variant ("" = none, for either)
-Request = tuple[str, str, int, str, str]
+# order id, buyer, quantity, idempotency key, variant, pass ("" = none, for the last three)
+Request = tuple[str, str, int, str, str, str]
 _pack = msgspec.msgpack.Encoder().encode
 
 
@@ -74,14 +74,15 @@ NOT_FOUND = Decision("not_found")
 UNDECIDED = Decision("undecided")
 # What the status feed refuses without Redis (status_feed.py), made once.
 REFUSED: dict[Outcome, Decision] = {
-    outcome: Decision(outcome) for outcome in (*REFUSING.values(), *get_args(VariantRefusal))
+    outcome: Decision(outcome)
+    for outcome in (*REFUSING.values(), *OTHER_REFUSALS, *get_args(VariantRefusal))
 }
 
 
 # Called once with what was decided: a Decision, or the exception that stands for none
 # (Unavailable; CancelledError when the process stops mid-batch).
 Done = Callable[[Decision | BaseException], None]
-Waiting = tuple[str, int, str, str, Done]  # buyer, quantity, key, variant, whom to tell
+Waiting = tuple[str, int, str, str, str, Done]  # buyer, quantity, key, variant, pass, whom to tell
 Replays = Callable[[str, str, str], Awaitable[Order | None]]  # drop, buyer, key -> order
 
 
@@ -129,6 +130,7 @@ class Purchaser:
         quantity: int,
         idempotency_key: str | None = None,
         variant: str | None = None,
+        pass_: str | None = None,
     ) -> asyncio.Future[Decision]:
         """`submit`, with the decision in a future."""
         answer: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
@@ -143,7 +145,7 @@ class Purchaser:
             else:
                 answer.set_exception(result)
 
-        self.submit(drop_id, buyer, quantity, idempotency_key, variant, done)
+        self.submit(drop_id, buyer, quantity, idempotency_key, variant, pass_, done)
         return answer
 
     def submit(
@@ -153,6 +155,7 @@ class Purchaser:
         quantity: int,
         idempotency_key: str | None,
         variant: str | None,
+        pass_: str | None,
         done: Done,
     ) -> None:
         """Queues one purchase for this tick's batch; `done` hears the decision (at once,
@@ -166,14 +169,14 @@ class Purchaser:
             done(Unavailable("Redis is unreachable"))
             return
         if self.feed is not None:
-            refused = self.feed.refusal(drop_id, buyer, idempotency_key, variant)
+            refused = self.feed.refusal(drop_id, buyer, idempotency_key, variant, pass_)
             if refused is not None:
                 done(REFUSED[refused])
                 return
         queue = self._queues.get(drop_id)
         if queue is None:
             queue = self._queues[drop_id] = []
-        queue.append((buyer, quantity, idempotency_key or "", variant or "", done))
+        queue.append((buyer, quantity, idempotency_key or "", variant or "", pass_ or "", done))
         if len(queue) >= self.max_batch:
             del self._queues[drop_id]
             self._send(drop_id, queue)
@@ -213,7 +216,9 @@ class Purchaser:
 
     async def _run_batch(self, drop_id: str, queue: list[Waiting]) -> None:
         ids = new_order_ids(drop_id, len(queue))
-        requests = [(oid, b, q, k, v) for oid, (b, q, k, v, _) in zip(ids, queue, strict=True)]
+        requests = [
+            (oid, b, q, k, v, p) for oid, (b, q, k, v, p, _) in zip(ids, queue, strict=True)
+        ]
         try:
             decisions = await self.decide(drop_id, requests, lambda: self._landed(drop_id))
             if self.replays is not None and any(d.outcome == "compacted" for d in decisions):
@@ -242,7 +247,7 @@ class Purchaser:
         """Keyed requests of a compacted drop: a replay if the store has the key's order."""
         assert self.replays is not None
         out = []
-        for (buyer, _, key, _, _), d in zip(queue, decisions, strict=True):
+        for (buyer, _, key, *_), d in zip(queue, decisions, strict=True):
             if d.outcome == "compacted":
                 try:
                     order = await self.replays(drop_id, buyer, key)

@@ -28,6 +28,9 @@ class Scripts:
         self.sweep = load("sweep")
         self.compact = load("compact")
         self.restore = load("restore")
+        self.queue = load("queue")
+        self.draw = load("draw")
+        self.waitlist = load("waitlist")
         # not about one drop: its own keys (keys.rate_window), without lib.lua
         self.rate = redis.register_script((_LUA / "rate.lua").read_text(encoding="utf-8"))
 

@@ -7,7 +7,7 @@ naming it (`... - at $.stock`) before anything reaches Redis.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -30,6 +30,9 @@ Deposit = Annotated[int, Meta(ge=1, le=MAX_EXACT)]
 # messages split on spaces: the contract's alphabet has neither ':' nor white space.
 VariantCode = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+\Z")]
 MAX_VARIANTS = 50
+# How a drop hands out scarce units (CONTRACT "Who gets scarce units").
+Admission = Literal["first_come", "queue", "draw"]
+When = Annotated[datetime, Meta(tz=True)]
 
 
 class VariantSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -55,8 +58,13 @@ class DropSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     )
     per_buyer_limit: Quantity = 1
     room: Text64 | None = None
-    opens_at: Annotated[datetime, Meta(tz=True)] | None = None
+    opens_at: When | None = None
     payment_window_s: Annotated[int, Meta(ge=0, le=7 * 86400)] = 0
+    admission: Admission = "first_come"
+    # queue: tickets admitted a second at most, and how long a pass lasts
+    admit_per_s: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
+    pass_ttl_s: Annotated[int, Meta(ge=1, le=86400)] | None = None
+    draws_at: When | None = None  # draw: when entries close and the winners are picked
 
     def __post_init__(self) -> None:
         if self.variants is not None:
@@ -80,10 +88,26 @@ class DropSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                     raise ValueError(f"a deposit ({deposit}) may not be above the price ({price})")
                 if self.payment_window_s == 0:
                     raise ValueError("a deposit needs a payment window (payment_window_s > 0)")
-        if self.opens_at is not None:
+        for name in ("opens_at", "draws_at"):
+            when: datetime | None = getattr(self, name)
             low, high = OPENS_AT_RANGE_S
-            if not low <= self.opens_at.timestamp() < high:
-                raise ValueError("opens_at must fall between 1970 and 9999 in UTC")
+            if when is not None and not low <= when.timestamp() < high:
+                raise ValueError(f"{name} must fall between 1970 and 9999 in UTC")
+        self._check_admission()
+
+    def _check_admission(self) -> None:
+        if self.admission != "queue" and (self.admit_per_s or self.pass_ttl_s) is not None:
+            raise ValueError("admit_per_s and pass_ttl_s apply to admission queue only")
+        if self.admission != "draw":
+            if self.draws_at is not None:
+                raise ValueError("draws_at applies to admission draw only")
+            return
+        if self.draws_at is None:
+            raise ValueError("a draw needs draws_at")
+        if self.payment_window_s == 0:
+            raise ValueError("a draw needs a payment window (payment_window_s > 0)")
+        if self.opens_at is not None and self.opens_at >= self.draws_at:
+            raise ValueError("draws_at must come after opens_at")
 
     def priced(self) -> list[tuple[int, int | None]]:
         """(price, deposit) of every SKU the drop sells."""
@@ -100,4 +124,11 @@ class PurchaseSpec(msgspec.Struct, forbid_unknown_fields=True):
 
 class RestockSpec(msgspec.Struct, forbid_unknown_fields=True):
     quantity: Quantity
+    variant: VariantCode | None = None
+
+
+class EntrySpec(msgspec.Struct, forbid_unknown_fields=True):
+    """A draw entry or a waitlist entry: how many units of which variant the buyer wants."""
+
+    quantity: Quantity = 1
     variant: VariantCode | None = None

@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 # The outcome a purchase of a drop in each refusing status gets (purchase.lua's order).
 REFUSING: dict[DropStatus, Outcome] = {"sold_out": "sold_out", "closed": "not_live"}
+# ... and what else the feed may answer of a sold-out drop, by its admission (purchase.lua's
+# order: not_live, then draw_only or not_admitted, then sold_out)
+OTHER_REFUSALS: tuple[Outcome, ...] = ("draw_only", "not_admitted")
 IDLE_S = 60.0  # a drop refused here for nobody this long is forgotten
 
 
@@ -57,6 +60,7 @@ class Shut(NamedTuple):
     used_keys: frozenset[str] | None  # "buyer\nkey" fields with an order; None: too many
     codes: frozenset[str] | None = None  # the drop's variants (None: it has none)
     sold_out: frozenset[str] = frozenset()  # its variants with nothing left
+    admission: str = "first_come"
 
 
 def variant_refusal(codes: frozenset[str] | None, variant: str | None) -> VariantRefusal | None:
@@ -93,7 +97,12 @@ class StatusFeed:
             task.cancel()
 
     def refusal(
-        self, drop_id: str, buyer: str, key: str | None, variant: str | None = None
+        self,
+        drop_id: str,
+        buyer: str,
+        key: str | None,
+        variant: str | None = None,
+        pass_: str | None = None,
     ) -> Outcome | None:
         """The outcome to answer without Redis, or None when Redis must decide."""
         shut = self.shut.get(drop_id)
@@ -103,12 +112,18 @@ class StatusFeed:
         wrong = variant_refusal(shut.codes, variant)
         if wrong is not None:
             return wrong  # the request's own fault: refused before anything else
-        if shut.status in REFUSING:
-            outcome = REFUSING[shut.status]
-        elif variant in shut.sold_out:
-            outcome = "sold_out"
-        else:
+        if shut.status == "closed":
+            outcome = REFUSING["closed"]
+        elif shut.status != "sold_out" and variant not in shut.sold_out:
             return None
+        elif shut.admission == "draw":
+            outcome = "draw_only"
+        elif shut.admission == "queue":
+            if pass_ is not None:
+                return None  # a valid pass is told sold_out, another not_admitted: Redis knows
+            outcome = "not_admitted"
+        else:
+            outcome = "sold_out"
         if key is not None and (shut.used_keys is None or f"{buyer}\n{key}" in shut.used_keys):
             return None  # perhaps a replay
         return outcome
@@ -146,8 +161,8 @@ class StatusFeed:
     async def _read(self, drop_id: str, generation: int) -> None:
         keys = DropKeys.of(drop_id)
         try:
-            raw, compacted, listed = await self._redis.hmget(
-                keys.drop, "status", "compacted", "variants"
+            raw, compacted, listed, admission = await self._redis.hmget(
+                keys.drop, "status", "compacted", "variants", "admission"
             )
             status = text(raw)
             codes = variant_codes(text(listed) if listed else None)
@@ -169,7 +184,9 @@ class StatusFeed:
             return
         if self._generation.get(drop_id, 0) == generation:
             frozen = None if codes is None else frozenset(codes)
-            self.shut[drop_id] = Shut(cast(DropStatus, status), used, frozen, sold_out)
+            self.shut[drop_id] = Shut(
+                cast(DropStatus, status), used, frozen, sold_out, text(admission or b"first_come")
+            )
             self._tapped[drop_id] = time.monotonic()
 
     async def _verify(self) -> None:

@@ -1,5 +1,8 @@
 """The engine's clock: opens scheduled drops and releases unpaid holds, with no outside cron.
 
+It also runs the draws whose moment came (draws.py) and, through sweep.lua, a queue drop's
+door, so passes expire and tickets are admitted while nobody polls.
+
 Every script also opens a due drop itself (lib.lua promote), so the sweeper only makes sure
 it happens when nobody is asking. Any number of sweepers may run: the scripts are atomic and
 releasing a hold twice is impossible.
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from flashsale.engine.draws import Draws
 from flashsale.engine.drops import DropIds
 from flashsale.engine.errors import REDIS_ERRORS
 from flashsale.engine.scripts import Scripts
@@ -20,9 +24,12 @@ BATCH = 500
 
 
 class Sweeper:
-    def __init__(self, drops: DropIds, scripts: Scripts, interval: float = 0.2) -> None:
+    def __init__(
+        self, drops: DropIds, scripts: Scripts, draws: Draws | None = None, interval: float = 0.2
+    ) -> None:
         self._drops = drops
         self._scripts = scripts
+        self.draws = draws  # runs a draw when its moment comes
         self.interval = interval
 
     async def sweep_once(self) -> int:
@@ -31,8 +38,10 @@ class Sweeper:
         released = 0
         for drop_id in await self._drops.ids():
             while True:
-                n = await Scripts.call(self._scripts.sweep, drop_id, BATCH)
+                n, draw_due = await Scripts.call(self._scripts.sweep, drop_id, BATCH)
                 released += n
+                if draw_due and self.draws is not None:
+                    await self.draws.run(drop_id)
                 if n < BATCH:
                     break
         return released

@@ -7,7 +7,18 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from flashsale.gateway import console, drops, health, live, metrics, orders, purchase
+from flashsale.gateway import (
+    console,
+    drops,
+    entries,
+    health,
+    live,
+    metrics,
+    orders,
+    purchase,
+    queue,
+    waitlist,
+)
 from flashsale.gateway.errors import MAX_BODY
 from flashsale.gateway.middleware import gate
 from flashsale.gateway.state import GATEWAY, Gateway
@@ -18,7 +29,8 @@ def build_app(gw: Gateway) -> web.Application:
     app[GATEWAY] = gw
     # The purchase route first: aiohttp tries the routes sharing a prefix in this order.
     # The console's pages last: they share no prefix with the API.
-    for module in (purchase, drops, live, orders, health, metrics, console):
+    api = (purchase, drops, queue, entries, waitlist, live, orders, health, metrics)
+    for module in (*api, console):
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_end_streams)

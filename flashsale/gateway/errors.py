@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from contextvars import ContextVar
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import msgspec
 from aiohttp import web
@@ -17,7 +17,9 @@ from aiohttp import web
 from flashsale.engine import (
     REDIS_ERRORS,
     STORE_ERRORS,
+    FairRefusal,
     Refusal,
+    Refused,
     Unavailable,
     Undecided,
     VariantError,
@@ -54,6 +56,28 @@ VARIANT_REFUSALS: dict[Refusal, tuple[int, str]] = {
     "unknown_variant": (400, "the drop has no variant of this code"),
     "variant_required": (400, 'this drop has variants: say which one ("variant")'),
     "no_variants": (400, 'this drop has no variants: leave "variant" out'),
+}
+
+
+# A queue ticket's, a draw entry's or a waitlist entry's call that the drop refuses.
+FAIR_REFUSALS: dict[FairRefusal, tuple[int, str, str]] = {
+    "not_found": (404, "not_found", "no such drop"),
+    "none": (404, "not_found", "you have none on this drop"),
+    "no_queue": (409, "no_queue", "this drop has no waiting room (admission is not queue)"),
+    "no_draw": (409, "no_draw", "this drop has no draw (admission is not draw)"),
+    "no_waitlist": (
+        409,
+        "no_waitlist",
+        "only first-come drops with a payment window have a waitlist",
+    ),
+    "not_live": (409, "not_live", "the drop is not live"),
+    "entries_closed": (409, "entries_closed", "the draw's entries are closed"),
+    "not_sold_out": (409, "not_sold_out", "enough units remain: buy them instead"),
+    "limit_reached": (409, "limit_reached", "this would pass the drop's per-buyer limit"),
+    **{
+        cast(FairRefusal, r): (status, "invalid_request", text)
+        for r, (status, text) in VARIANT_REFUSALS.items()
+    },
 }
 
 
@@ -105,6 +129,8 @@ def translate(e: Exception) -> ApiError | None:
     """The API error an exception stands for; None for a bug (answered 500 by the caller)."""
     if isinstance(e, ApiError):
         return e
+    if isinstance(e, Refused):
+        return ApiError(*FAIR_REFUSALS[e.refusal])
     if isinstance(e, VariantError):
         status, message = VARIANT_REFUSALS[e.refusal]
         return ApiError(status, "invalid_request", message)

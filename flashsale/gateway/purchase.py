@@ -31,6 +31,8 @@ routes = web.RouteTableDef()
 REFUSALS: dict[Refusal, tuple[int, str]] = {
     "not_found": (404, "no such drop"),
     "not_live": (409, "the drop is not live"),
+    "not_admitted": (409, "this drop sells through its queue: buy with your ticket's pass"),
+    "draw_only": (409, "this drop's units go to the winners of its draw: enter the draw"),
     "sold_out": (409, "fewer units remain than asked for"),
     "limit_reached": (409, "this would pass the drop's per-buyer limit"),
     "idempotency_conflict": (422, "this Idempotency-Key was used with another body"),
@@ -53,16 +55,20 @@ class Tap(NamedTuple):
     quantity: int
     key: str | None
     variant: str | None
+    pass_: str | None  # Flashsale-Pass: a queue drop's admission (any other value: refused)
 
 
-def check(gw: Gateway, authorization: str | None, key: str | None, body: bytes) -> Tap:
-    """The buyer, quantity, Idempotency-Key and variant of a purchase request, or ApiError:
-    401, 403, 400, 429, in that order. Then the purchaser decides (`Purchaser.submit`)."""
+def check(
+    gw: Gateway, authorization: str | None, key: str | None, body: bytes, pass_: str | None
+) -> Tap:
+    """The buyer, quantity, Idempotency-Key, variant and pass of a purchase request, or
+    ApiError: 401, 403, 400, 429, in that order. Then the purchaser decides
+    (`Purchaser.submit`)."""
     buyer = gw.auth.require("buyer", authorization).id
     checked_key = idempotency_key(key)
     spec = decode_json(body, PurchaseSpec, empty_ok=True)
     gw.limiter.check(buyer)
-    return Tap(buyer, spec.quantity, checked_key, spec.variant)
+    return Tap(buyer, spec.quantity, checked_key, spec.variant, pass_ or None)
 
 
 def answer(decision: Decision) -> Answer:
@@ -88,6 +94,6 @@ def answer(decision: Decision) -> Answer:
 async def purchase(request: web.Request) -> web.Response:
     gw, h = gateway(request), request.headers
     body = await request.read()  # over the size limit: 413 from aiohttp
-    tap = check(gw, h.get("Authorization"), h.get("Idempotency-Key"), body)
+    tap = check(gw, h.get("Authorization"), h.get("Idempotency-Key"), body, h.get("Flashsale-Pass"))
     decision = await gw.engine.purchaser.purchase(request.match_info["id"], *tap)
     return response(answer(decision))

@@ -82,7 +82,8 @@ async def buy(engine: Engine, drop_id: str, buyers: range, keyed: bool = False) 
     call of the purchase script; returns the order ids, and raises if any was refused."""
     ids = new_order_ids(drop_id, len(buyers))
     requests = [
-        (oid, f"b{n}", 1, f"k{n}" if keyed else "", "") for oid, n in zip(ids, buyers, strict=True)
+        (oid, f"b{n}", 1, f"k{n}" if keyed else "", "", "")
+        for oid, n in zip(ids, buyers, strict=True)
     ]
     decisions = await engine.purchaser.decide_once(drop_id, 0, requests)
     refused = [d.outcome for d in decisions if d.outcome != "created"]

@@ -1,6 +1,6 @@
 -- Compacts a drop closed longer than the retention (ARGV[1], ms) whose every event is
 -- settled and which holds no unpaid hold: its orders, buyer counts, idempotency keys, void
--- marks and stream leave Redis, the drop's own record stays, marked `compacted`. The order
+-- marks and stream leave Redis (and a queue's tickets), the drop's own record stays, marked `compacted`. The order
 -- store has every order by then (settled), and reads fall back to it (compaction.py).
 -- ARGV[2]: the settlement consumer group. Returns 1 if it compacted, 0 if not (yet).
 if redis.call('EXISTS', K_DROP) == 0 then return 0 end
@@ -24,6 +24,9 @@ if redis.call('EXISTS', K_EVENTS) == 1 then
     end
   end
 end
-redis.call('DEL', K_BUYERS, K_IDEM, K_ORDERS, K_EVENTS, K_HOLDS, K_VOID)
+-- A queue's tickets and a line go too; a draw's or a waitlist's entries stay, so that the
+-- draw can still be verified (they are one per buyer, not per order).
+redis.call('DEL', K_BUYERS, K_IDEM, K_ORDERS, K_EVENTS, K_HOLDS, K_VOID, K_QUEUE, K_TICKETS,
+  K_PASSES, K_LINE)
 redis.call('HSET', K_DROP, 'compacted', now)
 return 1

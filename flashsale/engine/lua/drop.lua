@@ -45,7 +45,12 @@ elseif op == 'restock' then
     back = redis.call('HINCRBY', K_DROP, vfield(code, 'remaining'), q) == q
   end
   live_changed = true
-  if status == 'sold_out' then
+  -- a waitlist's, or a drawn draw's, entries get the units first; the rest go on sale
+  if has_line() and (status == 'live' or status == 'sold_out') then
+    serve_line(now, SERVE_SCAN)
+    status = redis.call('HGET', K_DROP, 'status')
+  end
+  if status == 'sold_out' and tonumber(redis.call('HGET', K_DROP, 'remaining')) > 0 then
     set_status('live')
   elseif back and status == 'live' then
     publish_variants(status)

@@ -1,7 +1,7 @@
 -- Decides a batch of purchases of one drop, atomically and in order.
 -- ARGV: recheck (0|1), then the batch in msgpack: [[order id, buyer, quantity, idempotency
--- key ('' = none), variant ('' = none)], ...] (one argument, so packing a batch costs the
--- gateway one call).
+-- key ('' = none), variant ('' = none), pass ('' = none)], ...] (one argument, so packing a
+-- batch costs the gateway one call). The pass is a queue drop's (its Flashsale-Pass header).
 -- Returns a flat list: for each purchase an outcome and the msgpack order ('' if none).
 --
 -- The order ids are the gateway's request ids, so a gateway that lost the answer can run
@@ -22,7 +22,7 @@ local n = #batch
 local out = {}
 
 local fields = {'status', 'opens_at', 'remaining', 'sold', 'seq', 'per_buyer_limit', 'price',
-  'currency', 'payment_window_s', 'compacted', 'variants', 'deposit'}
+  'currency', 'payment_window_s', 'compacted', 'variants', 'deposit', 'admission', 'q_admitted'}
 local VFIELDS = {'price', 'deposit', 'remaining', 'sold'}  -- read of each variant named
 local vat = {}  -- variant code named in the batch -> index of its first field in `fields`
 local vcodes = {}  -- the same codes, in the order first named
@@ -67,6 +67,9 @@ local limit, price, currency, window = tonumber(f[6]), tonumber(f[7]), f[8], ton
 local deposit = tonumber(f[12])
 local has_variants = f[11] and f[11] ~= ''
 local open = status == 'live' or status == 'sold_out'
+local admission = f[13]
+local queue = admission == 'queue'
+local admitted = tonumber(f[14]) or 0
 
 -- The variants the batch names that the drop has: their price and counters, as they go.
 local variants = {}
@@ -106,6 +109,14 @@ if nkeys > 0 then
     if prev[i] then used[idem_fields[i]] = prev[i] end
   end
 end
+local tickets = {}  -- a queue drop's: buyer -> their ticket, once admitted
+if queue and not recheck then
+  local found = redis.call('HMGET', K_TICKETS, unpack(buyers))
+  for i = 1, n do
+    if found[i] then tickets[buyers[i]] = cmsgpack.unpack(found[i]) end
+  end
+end
+local ticket_args, spent = {}, {}  -- tickets this batch used, and their buyers
 local existing = {}  -- a recheck finds what the lost first attempt made
 if recheck then
   local ids = {}
@@ -123,7 +134,7 @@ local touched = {}
 local status_new = window > 0 and 'reserved' or 'confirmed'
 local expires_at = window > 0 and now + window * 1000 or nil
 
-local function decide(oid, buyer, qty, key, field, code)
+local function decide(oid, buyer, qty, key, field, code, pass)
   if recheck then
     local prior = existing[oid]
     if prior then return 'created', prior end
@@ -150,6 +161,14 @@ local function decide(oid, buyer, qty, key, field, code)
   end
   if recheck then return 'unavailable', '' end
   if not open then return 'not_live', '' end
+  if admission == 'draw' then return 'draw_only', '' end
+  local t = nil
+  if queue then  -- a pass of this buyer's ticket, admitted, unexpired, unused
+    t = tickets[buyer]
+    if not t or t.status ~= 'admitted' or t.pass ~= pass or now >= t.pass_expires_at then
+      return 'not_admitted', ''
+    end
+  end
   if (v and v.remaining or remaining) < qty then return 'sold_out', '' end
   local h = held[buyer] + qty
   if h > limit then return 'limit_reached', '' end
@@ -171,6 +190,15 @@ local function decide(oid, buyer, qty, key, field, code)
     status = status_new, expires_at = expires_at,
   }
   if v then order.variant = code end
+  if t then  -- the pass is used: its ticket says by which order
+    t.status = 'used'
+    t.order_id = oid
+    t.used_at = now
+    ticket_args[#ticket_args + 1] = buyer
+    ticket_args[#ticket_args + 1] = cmsgpack.pack(t)
+    spent[#spent + 1] = buyer
+    admitted = admitted - 1
+  end
   if unit_deposit then order.balance = (unit - unit_deposit) * qty end
   if field then
     order.idempotency_key = key
@@ -195,7 +223,7 @@ end
 
 for i = 1, n do
   local req = batch[i]
-  local outcome, packed = decide(req[1], req[2], req[3], req[4], field_of[i], req[5])
+  local outcome, packed = decide(req[1], req[2], req[3], req[4], field_of[i], req[5], req[6] or '')
   out[2 * i - 1] = outcome
   out[2 * i] = packed
 end
@@ -212,6 +240,12 @@ if norders > 0 then
   if nholds > 0 then redis.call('ZADD', K_HOLDS, unpack(hold_args)) end
   append_events('created', packed_list)
   local counters = {'remaining', remaining, 'sold', sold, 'seq', seq}
+  if #spent > 0 then
+    redis.call('HSET', K_TICKETS, unpack(ticket_args))
+    redis.call('ZREM', K_PASSES, unpack(spent))
+    counters[#counters + 1] = 'q_admitted'
+    counters[#counters + 1] = admitted
+  end
   local variant_counts, gone = {}, false
   for _, code in ipairs(vcodes) do
     local v = variants[code]

@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 # The headers read off every request (the hot calls' own, and those that frame a body);
 # the rest are only counted against the limits.
 WANTED = frozenset({
-    b"authorization", b"idempotency-key", b"x-request-id", b"x-forwarded-for", b"expect",
-    b"content-length", b"transfer-encoding",
+    b"authorization", b"idempotency-key", b"flashsale-pass", b"x-request-id",
+    b"x-forwarded-for", b"expect", b"content-length", b"transfer-encoding",
 })  # fmt: skip
 
 
@@ -78,7 +78,11 @@ def serve(line: Line, slot: Slot) -> None:
         gw.limiter.check_ip(gw.clients.of(line.peer, line.forwarded))
         if line.route == "purchase":
             tap = purchase.check(
-                gw, text(h.get(b"authorization")), text(h.get(b"idempotency-key")), line.body
+                gw,
+                text(h.get(b"authorization")),
+                text(h.get(b"idempotency-key")),
+                line.body,
+                text(h.get(b"flashsale-pass")),
             )
             gw.engine.purchaser.submit(line.drop_id, *tap, partial(_decided, line, slot))
         else:

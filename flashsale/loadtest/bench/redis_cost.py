@@ -59,7 +59,7 @@ async def unbatched_cost(redis: RedisServer, drop: str, n: int = 2000) -> str:
         calls0, usec0 = (int(stats["cmdstat_evalsha"][k]) for k in ("calls", "usec"))
         ids = new_order_ids(drop, n)
         for i, order_id in enumerate(ids):
-            await engine.purchaser.decide_once(drop, 0, [(order_id, f"u{i}", 1, "", "")])
+            await engine.purchaser.decide_once(drop, 0, [(order_id, f"u{i}", 1, "", "", "")])
         stats = await engine.redis.info("commandstats")
         calls = int(stats["cmdstat_evalsha"]["calls"]) - calls0
         usec = int(stats["cmdstat_evalsha"]["usec"]) - usec0
