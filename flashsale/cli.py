@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to let settlement catch up first (default 10)",
     )
 
+    s = sub.add_parser(
+        "verify-draw",
+        help="recompute a draw from its revealed seed and entries; exit 0 only if all matches",
+    )
+    s.add_argument("--drop", required=True, help="the draw drop's id")
+
     s = sub.add_parser("loadtest", help="rehearse a drop: fire, measure, audit")
     from flashsale.loadtest.command import add_arguments
 
@@ -97,6 +103,16 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         signal.signal(sig, lambda _signum, _frame: gateways.stop())
     gateways.start()
     return gateways.join()
+
+
+async def _verify_draw(settings: Settings, drop_id: str) -> int:
+    problems = await run.verify_draw(settings, drop_id)
+    for problem in problems:
+        print(f"MISMATCH {problem}")
+    print(
+        "the draw matches its commitment and its order" if not problems else "DRAW DOES NOT MATCH"
+    )
+    return 0 if not problems else 1
 
 
 async def _audit(settings: Settings, drop: str | None, wait: float) -> int:
@@ -141,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             from flashsale.loadtest import bench
 
             code = bench.main(args)
+        elif args.command == "verify-draw":
+            code = uvloop.run(_verify_draw(settings, args.drop))
         elif args.command == "loadtest":
             from flashsale.loadtest import command
 

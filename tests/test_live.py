@@ -82,7 +82,9 @@ async def test_counters_at_connect_then_coalesced_never_one_per_purchase(
         await asyncio.sleep(0.1)
     last = await viewer.until(lambda e: e["status"] == "sold_out")
     took = time.monotonic() - start
-    assert last == {"remaining": 0, "sold": 300, "status": "sold_out", "variants": None, "queue": None}
+    assert last == {
+        "remaining": 0, "sold": 300, "status": "sold_out", "variants": None, "queue": None
+    }  # fmt: skip
     events = len(viewer.events) - 1
     print(f"\n300 purchases in {took:.2f} s: {events} stock events")
     assert events <= took * 10 + 2, "more than 10 events a second"

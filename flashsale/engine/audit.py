@@ -1,6 +1,6 @@
-"""Checks the contract's six invariants (1 and 2 per variant too) against Redis (what was
-decided and answered) and the order store (what was recorded). Used by `flashsale audit`,
-the tests and the load tool.
+"""Checks the contract's nine invariants (1 and 2 per variant too; 7-9 in fair_audit.py)
+against Redis (what was decided and answered) and the order store (what was recorded).
+Used by `flashsale audit`, the tests and the load tool.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from flashsale.engine.backlog import backlog
 from flashsale.engine.drops import Drops
+from flashsale.engine.fair_audit import FAIR_INVARIANTS, fairness_findings
 from flashsale.engine.keys import DropKeys
 from flashsale.engine.models import Drop, Order, decode_order
 from flashsale.engine.redis import RedisClient, text
@@ -23,6 +24,7 @@ INVARIANTS = {
     4: "no phantom order",
     5: "per-buyer limit",
     6: "idempotency",
+    **FAIR_INVARIANTS,
 }
 
 
@@ -211,6 +213,9 @@ async def audit(
         report.drops += 1
         report.orders += len(stored)
         report.findings.extend(_check_drop(drop, decided, stored, counts, idem))
+        if not await drops.is_compacted(did):  # a compacted drop's tickets and line are gone
+            found = await fairness_findings(redis, drop, decided)
+            report.findings.extend(Finding(n, did, message) for n, message in found)
     if drop_id is None:
         for orphan in set(await store.drop_ids()) - set(known):
             n = sum([1 async for _ in iter_orders(store, orphan)])

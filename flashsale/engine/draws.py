@@ -85,3 +85,77 @@ class Draws:
             return None
         log.info("drew %s: %d entries, %d winners", drop_id, len(ordered), winners)
         return int(winners)
+
+    async def verify(self, drop_id: str) -> list[str]:
+        """What is wrong with the drop's draw (`check_draw`); a drop not drawn is wrong too."""
+        keys = DropKeys.of(drop_id)
+        admission, drawn, seed, promised, stock = await self._redis.hmget(
+            keys.drop, "admission", "drawn", "seed", "commitment", "drawn_stock"
+        )
+        if admission != b"draw":
+            return ["no such draw drop"]
+        if not drawn:
+            return ["not drawn yet: the seed is still secret"]
+        entries = await self.entries(drop_id)
+        return check_draw(text(seed), text(promised), text(stock), entries)
+
+
+def parse_stock(value: str) -> dict[str | None, int]:
+    """draw.lua's `drawn_stock`: "code=n ..." (a drop without variants: "=n")."""
+    out: dict[str | None, int] = {}
+    for pair in value.split():
+        code, _, n = pair.partition("=")
+        out[code or None] = int(n)
+    return out
+
+
+def passed_over(entries: list[Entry], served: str) -> list[str]:
+    """Entries (in line order) served out of their order: an earlier entry still unserved,
+    of the same variant and asking no more than a later one that was served, would have
+    fitted when that one was (lib.lua `serve_line` passes over only what does not fit)."""
+    problems = []
+    waiting: dict[str | None, list[Entry]] = {}  # variant -> unserved entries seen so far
+    for e in entries:
+        if e.status == served:
+            for earlier in waiting.get(e.variant, []):
+                if earlier.quantity <= e.quantity:
+                    problems.append(
+                        f"{e.buyer!r} was served before {earlier.buyer!r}, earlier in line, "
+                        f"who asked for no more ({earlier.quantity} <= {e.quantity})"
+                    )
+                    break
+        elif e.status in ("lost", "waiting"):
+            waiting.setdefault(e.variant, []).append(e)
+    return problems
+
+
+def check_draw(
+    seed_hex: str, commitment_hex: str, drawn_stock: str, entries: list[Entry]
+) -> list[str]:
+    """What is wrong with a draw (nothing: an empty list), from its revealed seed, its
+    commitment, what each variant had at the draw, and every entry: invariant 8 (the seed
+    hashes to the commitment, the winners at the draw are those the order picks) and 7
+    (backfills went down the order)."""
+    seed = bytes.fromhex(seed_hex)
+    problems = []
+    if commitment(seed) != commitment_hex:
+        problems.append("the seed does not hash to the commitment")
+    ordered = draw_order(seed, [e.buyer for e in entries])
+    by_buyer = {e.buyer: e for e in entries}
+    for rank, buyer in enumerate(ordered, 1):
+        if by_buyer[buyer].rank != rank:
+            problems.append(f"{buyer!r} is at rank {by_buyer[buyer].rank}, the order says {rank}")
+    left = parse_stock(drawn_stock)
+    for buyer in ordered:
+        e = by_buyer[buyer]
+        picked = left.get(e.variant, 0) >= e.quantity
+        if picked:
+            left[e.variant] -= e.quantity
+        if picked != e.won_at_draw:
+            problems.append(
+                f"{buyer!r} {'was' if e.won_at_draw else 'was not'} picked at the draw; "
+                f"the order {'does not pick' if e.won_at_draw else 'picks'} it"
+            )
+    in_order = [by_buyer[b] for b in ordered]
+    problems += passed_over(in_order, "won")
+    return problems

@@ -6,7 +6,7 @@ from flashsale.run.gateway import serve, start_site
 from flashsale.run.gateways import Gateways, cores, reachable
 from flashsale.run.parts import Parts, connected, stop_on_signals
 from flashsale.run.up import up
-from flashsale.run.worker import audit, work
+from flashsale.run.worker import audit, verify_draw, work
 
 __all__ = [
     "Gateways",
@@ -19,5 +19,6 @@ __all__ = [
     "start_site",
     "stop_on_signals",
     "up",
+    "verify_draw",
     "work",
 ]

@@ -22,6 +22,12 @@ async def audit(settings: Settings, drop_id: str | None = None, wait: float = 10
         return await check_invariants(parts.engine.redis, parts.store, parts.engine.drops, drop_id)
 
 
+async def verify_draw(settings: Settings, drop_id: str) -> list[str]:
+    """`flashsale verify-draw`: what is wrong with the drop's draw (nothing: all matches)."""
+    async with connected(settings) as parts:
+        return await parts.engine.draws.verify(drop_id)
+
+
 def settlers(parts: Parts, settings: Settings, concurrency: int) -> list[SettlementWorker]:
     workers = [
         SettlementWorker(
