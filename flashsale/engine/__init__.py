@@ -8,7 +8,7 @@ Code outside the engine uses only the names below (checked by tests/test_public_
 
 from __future__ import annotations
 
-from flashsale.engine.audit import INVARIANTS, AuditReport, audit
+from flashsale.engine.audit import INVARIANTS, ORDER_INVARIANTS, AuditReport, audit
 from flashsale.engine.backlog import (
     backlog,
     backlog_by_node,
@@ -70,6 +70,7 @@ __all__ = [
     "DOWN_S",
     "GROUP",
     "INVARIANTS",
+    "ORDER_INVARIANTS",
     "LIVE_ORDER_STATUSES",
     "MAX_RATE",
     "REDIS_ERRORS",

@@ -1,6 +1,7 @@
-"""The contract's six invariants, checked from outside: from what the buyers were answered
-and what the host API lists. Independent of `flashsale audit`, which reads Redis and the
-store directly; a run passes only if both agree that every invariant holds."""
+"""The contract's six invariants of orders, checked from outside: from what the buyers were
+answered and what the host API lists. Independent of `flashsale audit`, which reads Redis
+and the store directly (and checks 7-9 too, which only Redis can tell); a run passes only
+if both agree that every invariant holds."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from flashsale.engine import INVARIANTS
+from flashsale.engine import ORDER_INVARIANTS as INVARIANTS
 from flashsale.engine import LIVE_ORDER_STATUSES as LIVE
 from flashsale.loadtest.firing import LOST, PAY, TIMEOUT
 from flashsale.loadtest.plan import Attempt
