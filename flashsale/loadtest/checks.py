@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from flashsale.engine import ORDER_INVARIANTS as INVARIANTS
 from flashsale.engine import LIVE_ORDER_STATUSES as LIVE
+from flashsale.engine import ORDER_INVARIANTS as INVARIANTS
 from flashsale.loadtest.firing import LOST, PAY, TIMEOUT
 from flashsale.loadtest.plan import Attempt
 from flashsale.loadtest.results import Answer
