@@ -19,7 +19,7 @@ from flashsale.engine.backlog import (
 )
 from flashsale.engine.compaction import Compactor, reopen
 from flashsale.engine.core import Engine
-from flashsale.engine.draws import commitment, draw_order
+from flashsale.engine.draws import check_draw, commitment, draw_order
 from flashsale.engine.drops import Listed, Mark
 from flashsale.engine.errors import (
     REDIS_ERRORS,
@@ -114,6 +114,7 @@ __all__ = [
     "audit",
     "backlog",
     "backlog_by_node",
+    "check_draw",
     "commitment",
     "connect",
     "draw_order",

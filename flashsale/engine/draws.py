@@ -130,12 +130,18 @@ def passed_over(entries: list[Entry], served: str) -> list[str]:
 
 
 def check_draw(
-    seed_hex: str, commitment_hex: str, drawn_stock: str, entries: list[Entry]
+    seed_hex: str,
+    commitment_hex: str,
+    drawn_stock: str | dict[str | None, int],
+    entries: list[Entry],
+    at_draw_known: bool = True,
 ) -> list[str]:
     """What is wrong with a draw (nothing: an empty list), from its revealed seed, its
     commitment, what each variant had at the draw, and every entry: invariant 8 (the seed
     hashes to the commitment, the winners at the draw are those the order picks) and 7
-    (backfills went down the order)."""
+    (backfills went down the order). Without `at_draw_known` (entries as the API lists them,
+    which do not say who won at the draw and who by a backfill) every entry the order picks
+    must have won, and the rest may have won only down the order."""
     seed = bytes.fromhex(seed_hex)
     problems = []
     if commitment(seed) != commitment_hex:
@@ -145,16 +151,17 @@ def check_draw(
     for rank, buyer in enumerate(ordered, 1):
         if by_buyer[buyer].rank != rank:
             problems.append(f"{buyer!r} is at rank {by_buyer[buyer].rank}, the order says {rank}")
-    left = parse_stock(drawn_stock)
+    left = dict(parse_stock(drawn_stock) if isinstance(drawn_stock, str) else drawn_stock)
     for buyer in ordered:
         e = by_buyer[buyer]
         picked = left.get(e.variant, 0) >= e.quantity
         if picked:
             left[e.variant] -= e.quantity
-        if picked != e.won_at_draw:
+        won = e.won_at_draw if at_draw_known else e.status == "won"
+        if picked != won and (at_draw_known or picked):
             problems.append(
-                f"{buyer!r} {'was' if e.won_at_draw else 'was not'} picked at the draw; "
-                f"the order {'does not pick' if e.won_at_draw else 'picks'} it"
+                f"{buyer!r} {'was' if won else 'was not'} picked at the draw; "
+                f"the order {'does not pick' if won else 'picks'} it"
             )
     in_order = [by_buyer[b] for b in ordered]
     problems += passed_over(in_order, "won")

@@ -1,37 +1,102 @@
 """A queue drop's waiting room: taking a ticket and polling it (queue.lua), the door that
-admits tickets (lib.lua `admit`, run by every poll and by the sweeper)."""
+admits tickets (lib.lua `admit`, run by every call here and by the sweeper).
+
+Polls are the waiting room's hot call: a million buyers each asking every few seconds.
+Those of one drop that arrive in one event-loop tick share one script call (as purchases
+do, purchase.py), so a poll costs Redis a ZRANK or an HGET, not a script call of its own.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Literal, cast
 
-from flashsale.engine.errors import Refused
+from flashsale.engine.errors import REDIS_ERRORS, Refused, Unavailable
 from flashsale.engine.ids import is_drop_id
 from flashsale.engine.models import FairRefusal, Ticket, TicketStatus, rfc3339
 from flashsale.engine.redis import RedisClient, text
 from flashsale.engine.scripts import Scripts
+
+log = logging.getLogger(__name__)
+MAX_POLLS = 500  # buyers read in one script call
+FIELDS = 5  # per buyer in queue.lua's reply
+
+
+def _ticket(fields: list[object]) -> Ticket:
+    status, position, pass_, expires, retry = (text(x) for x in fields)
+    if status == "none":
+        raise Refused("none")
+    return Ticket(
+        status=cast(TicketStatus, status),
+        position=int(position) if position else None,
+        pass_=pass_ or None,
+        pass_expires_at=rfc3339(int(expires)) if expires else None,
+        retry_after_s=int(retry) if retry else None,
+    )
 
 
 class Queue:
     def __init__(self, redis: RedisClient, scripts: Scripts) -> None:
         self._redis = redis
         self._scripts = scripts
+        self._polls: dict[str, list[tuple[str, asyncio.Future[Ticket]]]] = {}
+        self._flush_due = False
+        self._batches: set[asyncio.Task[None]] = set()
 
-    async def ticket(
-        self, drop_id: str, buyer: str, join: bool
-    ) -> tuple[Literal["created", "ok"], Ticket]:
-        """The buyer's ticket, taken first if `join` ('created'); raises Refused."""
+    async def join(self, drop_id: str, buyer: str) -> tuple[Literal["created", "ok"], Ticket]:
+        """The buyer's ticket, taken if they had none ('created'); raises Refused."""
         if not is_drop_id(drop_id):
             raise Refused("not_found")
-        reply = await Scripts.call(self._scripts.queue, drop_id, "join" if join else "read", buyer)
+        reply = await Scripts.call(self._scripts.queue, drop_id, "join", buyer)
         outcome = text(reply[0])
         if outcome not in ("created", "ok"):
             raise Refused(cast(FairRefusal, outcome))
-        status, position, pass_, expires, retry = (text(x) for x in reply[1:])
-        return cast(Literal["created", "ok"], outcome), Ticket(
-            status=cast(TicketStatus, status),
-            position=int(position) if position else None,
-            pass_=pass_ or None,
-            pass_expires_at=rfc3339(int(expires)) if expires else None,
-            retry_after_s=int(retry) if retry else None,
-        )
+        return cast(Literal["created", "ok"], outcome), _ticket(reply[1:])
+
+    def poll(self, drop_id: str, buyer: str) -> asyncio.Future[Ticket]:
+        """The buyer's ticket as it is now (Refused `none` without one), read with the
+        other polls of the drop in this tick."""
+        answer: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
+        if not is_drop_id(drop_id):
+            answer.set_exception(Refused("not_found"))
+            return answer
+        waiting = self._polls.setdefault(drop_id, [])
+        waiting.append((buyer, answer))
+        if len(waiting) >= MAX_POLLS:
+            self._send(drop_id, self._polls.pop(drop_id))
+        elif not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        return answer
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        for drop_id in list(self._polls):
+            self._send(drop_id, self._polls.pop(drop_id))
+
+    def _send(self, drop_id: str, waiting: list[tuple[str, asyncio.Future[Ticket]]]) -> None:
+        task = asyncio.get_running_loop().create_task(self._read(drop_id, waiting))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
+
+    async def _read(self, drop_id: str, waiting: list[tuple[str, asyncio.Future[Ticket]]]) -> None:
+        try:
+            reply = await Scripts.call(
+                self._scripts.queue, drop_id, "read", *(b for b, _ in waiting)
+            )
+        except (*REDIS_ERRORS, OSError) as e:  # a read: nothing was decided
+            for _, answer in waiting:
+                if not answer.done():
+                    answer.set_exception(Unavailable(f"Redis is unreachable: {e!r}"))
+            return
+        outcome = text(reply[0])
+        for i, (_, answer) in enumerate(waiting):
+            if answer.done():
+                continue
+            try:
+                if outcome != "ok":
+                    raise Refused(cast(FairRefusal, outcome))
+                answer.set_result(_ticket(reply[1 + i * FIELDS : 1 + (i + 1) * FIELDS]))
+            except Refused as e:
+                answer.set_exception(e)

@@ -17,7 +17,6 @@ from flashsale.gateway import (
     orders,
     purchase,
     queue,
-    waitlist,
 )
 from flashsale.gateway.errors import MAX_BODY
 from flashsale.gateway.middleware import gate
@@ -29,7 +28,7 @@ def build_app(gw: Gateway) -> web.Application:
     app[GATEWAY] = gw
     # The purchase route first: aiohttp tries the routes sharing a prefix in this order.
     # The console's pages last: they share no prefix with the API.
-    api = (purchase, drops, queue, entries, waitlist, live, orders, health, metrics)
+    api = (purchase, drops, queue, entries, live, orders, health, metrics)
     for module in (*api, console):
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_background)

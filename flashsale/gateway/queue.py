@@ -5,17 +5,23 @@ from __future__ import annotations
 from aiohttp import web
 
 from flashsale.engine import Ticket
-from flashsale.gateway.errors import json_response
-from flashsale.gateway.state import gateway
+from flashsale.gateway.errors import Answer, ok, response
+from flashsale.gateway.state import Gateway, gateway
 
 routes = web.RouteTableDef()
 
 
-def _answer(ticket: Ticket, status: int) -> web.Response:
-    r = json_response({"ticket": ticket}, status)
-    if ticket.retry_after_s is not None:
-        r.headers["Retry-After"] = str(ticket.retry_after_s)
-    return r
+def _answer(ticket: Ticket, status: int) -> Answer:
+    answer = ok({"ticket": ticket}, status)
+    if ticket.retry_after_s is None:
+        return answer
+    return answer._replace(headers=(("Retry-After", str(ticket.retry_after_s)),))
+
+
+async def poll_answer(gw: Gateway, authorization: str | None, drop_id: str) -> Answer:
+    """GET /v1/drops/{id}/queue, for either HTTP path: the waiting room's hot call."""
+    buyer = gw.auth.require("buyer", authorization).id
+    return _answer(await gw.engine.queue.poll(drop_id, buyer), 200)
 
 
 @routes.post("/v1/drops/{id}/queue")
@@ -23,13 +29,13 @@ async def join(request: web.Request) -> web.Response:
     gw = gateway(request)
     buyer = gw.auth.buyer(request).id
     gw.limiter.check(buyer)
-    outcome, ticket = await gw.engine.queue.ticket(request.match_info["id"], buyer, join=True)
-    return _answer(ticket, 201 if outcome == "created" else 200)
+    outcome, ticket = await gw.engine.queue.join(request.match_info["id"], buyer)
+    return response(_answer(ticket, 201 if outcome == "created" else 200))
 
 
 @routes.get("/v1/drops/{id}/queue")
 async def poll(request: web.Request) -> web.Response:
     gw = gateway(request)
-    buyer = gw.auth.buyer(request).id
-    _, ticket = await gw.engine.queue.ticket(request.match_info["id"], buyer, join=False)
-    return _answer(ticket, 200)
+    return response(
+        await poll_answer(gw, request.headers.get("Authorization"), request.match_info["id"])
+    )

@@ -17,7 +17,7 @@ from rich.live import Live as RichLive
 from flashsale.config import Settings, missing_secret
 from flashsale.loadtest import report
 from flashsale.loadtest.run import Live, RunError, run
-from flashsale.loadtest.scenario import ARRIVALS, DEFAULT_URL, load
+from flashsale.loadtest.scenario import ARRIVALS, DEFAULT_URL, Scenario, load
 from flashsale.loadtest.thresholds import Threshold
 
 # (flag, type, help); each is also a key of the scenario file
@@ -55,6 +55,11 @@ _SCENARIO_FLAGS: list[tuple[str, Any, str]] = [
     ("resends", int, "resends, same key, after 503/504/429/lost/timeout (default 3)"),
     ("seed", int, "random seed of the plan (default 1)"),
     ("settle-wait", str, "how long settlement may take before the audit (default 60s)"),
+    ("admission", str, "first_come | queue | draw: who gets the units (default first_come)"),
+    ("admit-per-s", int, "queue: tickets the door admits a second (default 1000)"),
+    ("draw-in", str, "draw: from creation to draws_at (default 3s)"),
+    ("bots", int, "queue or draw: bot accounts arriving after the start (default 0)"),
+    ("bot-connections", int, "connections each bot uses at once (default 8)"),
 ]
 
 
@@ -102,6 +107,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         raise missing_secret(settings, "token secret")
     to_stdout = args.json == "-"
     console = Console(stderr=to_stdout)
+    if sc.admission != "first_come":
+        return _fair(sc, host_key, secret, None if args.no_engine_audit else settings, console)
     live = Live()
     try:
         showing = RichLive(
@@ -139,6 +146,32 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         out = _report_path(settings, args.report)
         report_html.write(outcome, str(out))
         console.print(f"report written to {out}")
+    return 0 if outcome.ok else 1
+
+
+def _fair(
+    sc: Scenario, host_key: str, secret: str, settings: Settings | None, console: Console
+) -> int:
+    """A rehearsal of a queue or a draw: its own lines, the checks and the audit."""
+    from flashsale.loadtest.fair_run import run_fair
+
+    try:
+        outcome = uvloop.run(
+            run_fair(sc, host_key=host_key, token_secret=secret, settings=settings)
+        )
+    except RunError as e:
+        print(f"flashsale loadtest: {e}", file=sys.stderr)
+        return 1
+    for line in outcome.lines:
+        console.print(line, highlight=False)
+    console.print("invariants, from the answers and the API:")
+    for c in outcome.checks:
+        console.print(f"  {c.line()}", highlight=False)
+    if outcome.audit_lines is not None:
+        console.print("flashsale audit:")
+        for line in outcome.audit_lines:
+            console.print(f"  {line}", highlight=False)
+    console.print("PASS" if outcome.ok else "FAIL")
     return 0 if outcome.ok else 1
 
 

@@ -32,7 +32,7 @@ import msgspec
 ARRIVALS = ("burst", "ramp", "rate", "closed")
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(us|ms|s|m)?\s*$")
 _SCALE = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, None: 1.0}
-DURATION_FIELDS = ("duration", "timeout", "settle_wait")
+DURATION_FIELDS = ("duration", "timeout", "settle_wait", "draw_in")
 
 
 def seconds(value: str | float) -> float:
@@ -140,6 +140,12 @@ class Scenario(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     resends: int = 3
     seed: int = 1
     settle_wait: float = 60.0
+    # who gets the units (fair_run.py): a queue's door, a draw's moment, and the bots
+    admission: str = "first_come"
+    admit_per_s: int = 1000
+    draw_in: float = 3.0  # a draw: seconds from creation to draws_at
+    bots: int = 0  # accounts that arrive after the start, with many connections each
+    bot_connections: int = 8
 
     def __post_init__(self) -> None:
         parse_mix(self.quantities)
@@ -164,6 +170,10 @@ class Scenario(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         for name in ("repeat", "pay", "pay_late"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} is a share between 0 and 1")
+        if self.admission not in ("first_come", "queue", "draw"):
+            raise ValueError("admission is one of first_come, queue, draw")
+        if self.admission != "first_come" and (self.drop or self.variants):
+            raise ValueError("--admission queue|draw makes its own drop of one SKU")
         if self.pay + self.pay_late > 1:
             raise ValueError("pay + pay_late is at most 1 (the rest abandons)")
 

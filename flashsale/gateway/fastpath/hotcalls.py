@@ -1,8 +1,8 @@
-"""The buyer's two hot calls, served off the socket once connection.py has read a request
+"""The buyer's hot calls, served off the socket once connection.py has read a request
 whole: a purchase (handed to the engine's purchaser, answered from a callback on its
-decision) and a drop's view. No request object and no task per purchase; the checks and
-the answer are gateway/purchase.py's, the same code aiohttp's route runs, so a purchase is
-decided alike whichever path carried it."""
+decision), a drop's view, and a queue ticket's poll. No request object and no task per
+purchase; the checks and the answers are gateway/purchase.py's and gateway/queue.py's, the
+same code aiohttp's routes run, so a purchase is decided alike whichever path carried it."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from flashsale.engine import Decision
 from flashsale.gateway import purchase
 from flashsale.gateway.drops import view
 from flashsale.gateway.errors import BUSY, INTERNAL, Answer, answer_error, translate
-from flashsale.gateway.fastpath.routes import PURCHASE_ROUTE, VIEW_ROUTE, Route
+from flashsale.gateway.fastpath.routes import PURCHASE_ROUTE, ROUTE_NAMES, Route
 from flashsale.gateway.fastpath.wire import Slot
+from flashsale.gateway.queue import poll_answer
 from flashsale.logs import REQUEST_ID, request_id
 from flashsale.metrics import metrics
 
@@ -70,7 +71,8 @@ def serve(line: Line, slot: Slot) -> None:
     front, gw, h = line.front, line.front.gw, line.headers
     rid = request_id(text(h.get(b"x-request-id")))
     slot.request_id = rid
-    route = PURCHASE_ROUTE if line.route == "purchase" else VIEW_ROUTE
+    assert line.route is not None and line.route != "aiohttp"
+    route = ROUTE_NAMES[line.route]
     if not gw.admit():
         _reply(line, slot, BUSY, route, admitted=False)
         return
@@ -86,8 +88,13 @@ def serve(line: Line, slot: Slot) -> None:
             )
             gw.engine.purchaser.submit(line.drop_id, *tap, partial(_decided, line, slot))
         else:
-            task = front.loop.create_task(view(gw, line.drop_id))
-            task.add_done_callback(partial(_viewed, line, slot))
+            asked = (
+                poll_answer(gw, text(h.get(b"authorization")), line.drop_id)
+                if line.route == "poll"
+                else view(gw, line.drop_id)
+            )
+            task = front.loop.create_task(asked)
+            task.add_done_callback(partial(_viewed, line, slot, route))
     except Exception as e:
         _reply(line, slot, _error(e, rid), route)
 
@@ -103,13 +110,13 @@ def _decided(line: Line, slot: Slot, result: Decision | BaseException) -> None:
     _reply(line, slot, answer, PURCHASE_ROUTE)
 
 
-def _viewed(line: Line, slot: Slot, task: asyncio.Task[Answer]) -> None:
+def _viewed(line: Line, slot: Slot, route: str, task: asyncio.Task[Answer]) -> None:
     if task.cancelled():
         _abandon(line)
         return
     error = task.exception()
     answer = task.result() if error is None else _error(error, slot.request_id)
-    _reply(line, slot, answer, VIEW_ROUTE)
+    _reply(line, slot, answer, route)
 
 
 def _reply(line: Line, slot: Slot, answer: Answer, route: str, admitted: bool = True) -> None:

@@ -4,6 +4,7 @@
 
 import { api, applyCounters, Problem, say, sayProblem, STATUS_WORDS } from "./api.js";
 import { count, switcher, t, translatePage, when } from "./i18n.js";
+import { Fair } from "./fair.js";
 import { formatMoney } from "./money.js";
 
 const TOKEN = "flashsale.buyerToken"; // sessionStorage: one buyer per tab
@@ -18,6 +19,9 @@ let busy = false;
 // The last tap that never got an answer: the next tap resends it under the same key.
 let unanswered = null;
 let countdown = null;
+// A queue drop's: the pass of the buyer's admitted ticket (null: not admitted, or used).
+let pass = null;
+let fair = null; // the drop's queue, draw or waitlist, if it has one (fair.js)
 
 // ---------------------------------------------------------------------------------------
 // Who is buying
@@ -40,6 +44,7 @@ function initToken() {
     sessionStorage.setItem(TOKEN, t);
     unanswered = null;
     who(t);
+    if (fair) fair.refresh();
   });
 }
 
@@ -63,7 +68,7 @@ const BUYER_WORDS = Object.fromEntries(
   [
     "unauthorized", "forbidden", "not_found", "not_live", "sold_out", "limit_reached",
     "rate_limited", "unavailable", "undecided", "invalid_request", "idempotency_conflict",
-    "expired", "not_payable",
+    "expired", "not_payable", "not_admitted", "draw_only", "not_sold_out", "entries_closed",
   ].map((code) => [code, t(`buyer.${code}`)]),
 );
 
@@ -87,6 +92,30 @@ function showDrop(d) {
     $("opens").textContent = t("buy.opens_at", { time: when(d.opens_at) });
   }
   counters(d);
+  fair = new Fair(d, dropPath, {
+    token: () => $("token").value.trim(),
+    words: BUYER_WORDS,
+    wanted: () => {
+      const quantity = Number($("qty").value.trim() || "1");
+      return picked() ? { quantity, variant: picked().code } : { quantity };
+    },
+    ready: (p) => {
+      pass = p;
+      buttonState();
+    },
+    order: engineOrder,
+  });
+  fair.start();
+  buttonState();
+}
+
+// An order the engine made for this buyer (a draw's win, a unit from the waitlist).
+async function engineOrder(id) {
+  const { body } = await api("GET", `/v1/orders/${encodeURIComponent(id)}`, {
+    token: $("token").value.trim(),
+    words: BUYER_WORDS,
+  });
+  bought(body.order, $("result"));
 }
 
 // The variant picked (null on a drop without), as the drop last showed it.
@@ -123,6 +152,7 @@ function counters(c) {
   status.textContent = STATUS_WORDS[c.status] || c.status;
   status.dataset.status = c.status;
   if (c.status !== "pending") $("opens").hidden = true;
+  if (fair) fair.counters();
   buttonState();
 }
 
@@ -131,7 +161,14 @@ function buttonState() {
   const v = picked();
   const gone = drop !== null && (drop.status === "sold_out" || (v !== null && v.remaining === 0));
   const live = drop !== null && drop.status === "live" && !gone;
-  button.disabled = busy || !live;
+  // A draw sells to its winners only; a queue drop to the buyer whose turn it is.
+  button.hidden = fair !== null && !fair.tapsBuy;
+  const turn = !fair || fair.way !== "queue" || pass !== null;
+  button.disabled = busy || !live || !turn;
+  if (live && !turn && !busy) {
+    button.textContent = t("fair.wait_turn");
+    return;
+  }
   button.textContent = busy
     ? t("buy.buying")
     : drop === null || live
@@ -216,7 +253,7 @@ async function send(tap) {
       const { body } = await api("POST", `${dropPath}/purchase`, {
         token: tap.token,
         body: tap.variant ? { quantity: tap.quantity, variant: tap.variant } : { quantity: tap.quantity },
-        headers: { "Idempotency-Key": tap.key },
+        headers: pass ? { "Idempotency-Key": tap.key, "Flashsale-Pass": pass } : { "Idempotency-Key": tap.key },
         words: BUYER_WORDS,
       });
       return body.order;

@@ -118,11 +118,33 @@ function show(d) {
   } else {
     $("drop-opens").hidden = true;
   }
-  counters({ remaining: d.remaining, sold: d.sold, status: d.status, variants: null });
+  counters({ remaining: d.remaining, sold: d.sold, status: d.status, variants: null, queue: null });
+  $("queue").hidden = d.admission !== "queue";
+  showDraw(d);
   document.title = t("console.page_title_drop", { title: d.title });
   for (const b of document.querySelectorAll("#drops button")) {
     b.setAttribute("aria-current", String(b.dataset.id === d.id));
   }
+}
+
+// A draw: its moment, its commitment (its seed once drawn), its entries and winners.
+async function showDraw(d) {
+  $("draw").hidden = d.admission !== "draw";
+  if (d.admission !== "draw") return;
+  $("draw-at").textContent = t("console.draw_at", { time: when(d.draws_at) });
+  $("draw-proof").textContent = d.draw_seed
+    ? t("console.draw_seed", { seed: d.draw_seed })
+    : t("console.draw_commitment", { hash: d.draw_commitment });
+  const got = await hostCall("GET", `/v1/drops/${encodeURIComponent(d.id)}/entries`, undefined, $("drop-msg"));
+  if (!got || !drop || drop.id !== d.id) return;
+  $("draw-entries").textContent = t("console.draw_entries", { n: count(got.entries.length) });
+  const won = got.entries.filter((e) => e.status === "won");
+  $("draw-winners-label").hidden = won.length === 0;
+  $("draw-winners").replaceChildren(...won.slice(0, 100).map((e) => {
+    const li = document.createElement("li");
+    li.textContent = e.variant ? `${e.buyer} · ${e.variant} × ${e.quantity}` : `${e.buyer} × ${e.quantity}`;
+    return li;
+  }));
 }
 
 function priceLine(d) {
@@ -189,6 +211,10 @@ function counters(c) {
   big($("remaining"), count(c.remaining));
   big($("sold"), count(c.sold));
   variantCounters();
+  if (c.queue) {
+    big($("queue-waiting"), count(c.queue.waiting));
+    big($("queue-admitted"), count(c.queue.admitted));
+  }
   $("drop-stock").textContent = t("console.offered", { n: c.remaining + c.sold });
   const status = $("drop-status");
   status.textContent = STATUS_WORDS[c.status] || c.status;
@@ -264,6 +290,7 @@ function watch(d) {
     const before = drop.status;
     const c = JSON.parse(event.data);
     counters(c);
+    if (drop.admission === "draw") drawSoon(d.id);
     $("live-state").textContent = t("live.on");
     if (before !== null && before !== c.status) changed(c.status);
   });
@@ -275,6 +302,16 @@ function watch(d) {
         : t("live.reconnecting");
   });
   history.replaceState(null, "", `#drop=${encodeURIComponent(d.id)}`);
+}
+
+// A draw's page follows its entries and its result: read again at most every 2 s while
+// counts change (the draw itself changes them).
+let drawRead = 0;
+async function drawSoon(id) {
+  if (Date.now() - drawRead < 2000) return;
+  drawRead = Date.now();
+  const d = await hostCall("GET", `/v1/drops/${encodeURIComponent(id)}`, undefined, $("drop-msg"));
+  if (d && drop && drop.id === id) showDraw(d);
 }
 
 // A change the host did not make here (buyers, the schedule, another console): the last
@@ -455,6 +492,12 @@ function readForm() {
   }
   const room = $("room").value.trim();
   if (room) spec.room = room;
+  spec.admission = $("admission").value;
+  if (spec.admission === "draw") {
+    const at = new Date($("draws-at").value);
+    if (Number.isNaN(at.getTime())) throw new Error(t("create.bad_time"));
+    spec.draws_at = at.toISOString();
+  }
   const opens = $("opens-at").value;
   if (opens) {
     const at = new Date(opens); // the phone's local time, sent as RFC 3339 in UTC
@@ -586,6 +629,9 @@ $("list-form").addEventListener("submit", (event) => {
   loadList();
 });
 $("show-rehearsals").addEventListener("change", () => loadList());
+$("admission").addEventListener("change", () => {
+  $("draws-at-box").hidden = $("admission").value !== "draw";
+});
 
 // ---------------------------------------------------------------------------------------
 // Start

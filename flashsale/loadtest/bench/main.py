@@ -14,6 +14,7 @@ from rich.table import Table
 
 from flashsale.loadtest import season_bench, settle_bench
 from flashsale.loadtest.bench.generators import BENCH_BUYERS, CEILINGS, Measured
+from flashsale.loadtest.bench.queue_bench import measure_queue
 from flashsale.loadtest.bench.redis_cost import unbatched_cost
 from flashsale.loadtest.bench.rig import Rig, new_drop, start_rig
 from flashsale.loadtest.bench.sections import (
@@ -49,6 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="distinct buyers to compare (10000,1000000); empty to skip",
     )
     p.add_argument("--no-scale", action="store_true", help="skip the stock and buyer scale runs")
+    p.add_argument(
+        "--queue-tickets", type=int, default=1_000_000,
+        help="(g): tickets in one queue drop, for its memory and its polls (0 to skip)",
+    )  # fmt: skip
     p.add_argument(
         "--postgres",
         metavar="URL",
@@ -109,6 +114,11 @@ def main(args: argparse.Namespace) -> int:
         rows += measure_rates(rig, drop, tokens, args.rates, conns, dur)
         if not args.no_scale:
             rows += measure_scale(rig, tokens, args.scale_buyers, conns, dur)
+        if args.queue_tickets and wrk:
+            console.print(f"(g) a waiting room of {args.queue_tickets:,} tickets")
+            polled, lines = measure_queue(rig, work, tokens, args.queue_tickets, conns, dur, b)
+            rows += polled
+            notes += lines
         print_rows(console, rows, notes, conns)
 
         if not args.no_settle:

@@ -33,15 +33,26 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], within: float = 20.0) ->
     raise RuntimeError(f"nothing listens on port {port} after {within:g}s")
 
 
-async def new_drop(url: str, host_key: str, **spec: object) -> str:
+async def new_drop(url: str, host_key: str, open_it: bool = True, **spec: object) -> str:
     headers = {"Authorization": f"Bearer {host_key}"}
     body = {"sku": "bench", "title": "Bench", "price": 1, "currency": "EUR", **spec}
-    async with aiohttp.ClientSession(url, headers=headers) as http:
-        async with http.post("/v1/drops", json=body) as r:
-            drop = await r.json()
-        async with http.post(f"/v1/drops/{drop['id']}/open") as r:
-            r.raise_for_status()
+    async with (
+        aiohttp.ClientSession(url, headers=headers) as http,
+        http.post("/v1/drops", json=body) as r,
+    ):
+        drop = await r.json()
+    if open_it:
+        await open_drop(url, host_key, str(drop["id"]))
     return str(drop["id"])
+
+
+async def open_drop(url: str, host_key: str, drop_id: str) -> None:
+    headers = {"Authorization": f"Bearer {host_key}"}
+    async with (
+        aiohttp.ClientSession(url, headers=headers) as http,
+        http.post(f"/v1/drops/{drop_id}/open") as r,
+    ):
+        r.raise_for_status()
 
 
 @dataclass
