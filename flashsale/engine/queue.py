@@ -2,8 +2,9 @@
 admits tickets (lib.lua `admit`, run by every call here and by the sweeper).
 
 Polls are the waiting room's hot call: a million buyers each asking every few seconds.
-Those of one drop that arrive in one event-loop tick share one script call (as purchases
-do, purchase.py), so a poll costs Redis a ZRANK or an HGET, not a script call of its own.
+Those of one drop that arrive in one event-loop tick share one script call, and while a
+drop's call is on its way the next one fills up (group commit, as purchases do,
+purchase.py): a poll costs Redis a ZRANK or an HGET, not a script call of its own.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Queue:
         self._scripts = scripts
         self._polls: dict[str, list[tuple[str, asyncio.Future[Ticket]]]] = {}
         self._flush_due = False
+        self._in_flight: set[str] = set()  # drops with a read on its way
         self._batches: set[asyncio.Task[None]] = set()
 
     async def join(self, drop_id: str, buyer: str) -> tuple[Literal["created", "ok"], Ticket]:
@@ -65,17 +67,23 @@ class Queue:
         waiting.append((buyer, answer))
         if len(waiting) >= MAX_POLLS:
             self._send(drop_id, self._polls.pop(drop_id))
-        elif not self._flush_due:
+        elif drop_id not in self._in_flight:
+            self._flush_soon()
+        return answer
+
+    def _flush_soon(self) -> None:
+        if not self._flush_due:
             self._flush_due = True
             asyncio.get_running_loop().call_soon(self._flush)
-        return answer
 
     def _flush(self) -> None:
         self._flush_due = False
         for drop_id in list(self._polls):
-            self._send(drop_id, self._polls.pop(drop_id))
+            if drop_id not in self._in_flight:
+                self._send(drop_id, self._polls.pop(drop_id))
 
     def _send(self, drop_id: str, waiting: list[tuple[str, asyncio.Future[Ticket]]]) -> None:
+        self._in_flight.add(drop_id)
         task = asyncio.get_running_loop().create_task(self._read(drop_id, waiting))
         self._batches.add(task)
         task.add_done_callback(self._batches.discard)
@@ -90,6 +98,10 @@ class Queue:
                 if not answer.done():
                     answer.set_exception(Unavailable(f"Redis is unreachable: {e!r}"))
             return
+        finally:
+            self._in_flight.discard(drop_id)
+            if drop_id in self._polls:  # those that came meanwhile go now, together
+                self._flush_soon()
         outcome = text(reply[0])
         for i, (_, answer) in enumerate(waiting):
             if answer.done():

@@ -11,7 +11,7 @@ from flashsale.gateway.state import Gateway, gateway
 routes = web.RouteTableDef()
 
 
-def _answer(ticket: Ticket, status: int) -> Answer:
+def ticket_answer(ticket: Ticket, status: int = 200) -> Answer:
     answer = ok({"ticket": ticket}, status)
     if ticket.retry_after_s is None:
         return answer
@@ -21,7 +21,7 @@ def _answer(ticket: Ticket, status: int) -> Answer:
 async def poll_answer(gw: Gateway, authorization: str | None, drop_id: str) -> Answer:
     """GET /v1/drops/{id}/queue, for either HTTP path: the waiting room's hot call."""
     buyer = gw.auth.require("buyer", authorization).id
-    return _answer(await gw.engine.queue.poll(drop_id, buyer), 200)
+    return ticket_answer(await gw.engine.queue.poll(drop_id, buyer))
 
 
 @routes.post("/v1/drops/{id}/queue")
@@ -30,7 +30,7 @@ async def join(request: web.Request) -> web.Response:
     buyer = gw.auth.buyer(request).id
     gw.limiter.check(buyer)
     outcome, ticket = await gw.engine.queue.join(request.match_info["id"], buyer)
-    return response(_answer(ticket, 201 if outcome == "created" else 200))
+    return response(ticket_answer(ticket, 201 if outcome == "created" else 200))
 
 
 @routes.get("/v1/drops/{id}/queue")

@@ -12,13 +12,13 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
-from flashsale.engine import Decision
+from flashsale.engine import Decision, Ticket
 from flashsale.gateway import purchase
 from flashsale.gateway.drops import view
 from flashsale.gateway.errors import BUSY, INTERNAL, Answer, answer_error, translate
-from flashsale.gateway.fastpath.routes import PURCHASE_ROUTE, ROUTE_NAMES, Route
+from flashsale.gateway.fastpath.routes import POLL_ROUTE, PURCHASE_ROUTE, ROUTE_NAMES, Route
 from flashsale.gateway.fastpath.wire import Slot
-from flashsale.gateway.queue import poll_answer
+from flashsale.gateway.queue import ticket_answer
 from flashsale.logs import REQUEST_ID, request_id
 from flashsale.metrics import metrics
 
@@ -87,13 +87,12 @@ def serve(line: Line, slot: Slot) -> None:
                 text(h.get(b"flashsale-pass")),
             )
             gw.engine.purchaser.submit(line.drop_id, *tap, partial(_decided, line, slot))
+        elif line.route == "poll":  # as a purchase: no task, the answer from a callback
+            buyer = gw.auth.require("buyer", text(h.get(b"authorization"))).id
+            polled = gw.engine.queue.poll(line.drop_id, buyer)
+            polled.add_done_callback(partial(_polled, line, slot))
         else:
-            asked = (
-                poll_answer(gw, text(h.get(b"authorization")), line.drop_id)
-                if line.route == "poll"
-                else view(gw, line.drop_id)
-            )
-            task = front.loop.create_task(asked)
+            task = front.loop.create_task(view(gw, line.drop_id))
             task.add_done_callback(partial(_viewed, line, slot, route))
     except Exception as e:
         _reply(line, slot, _error(e, rid), route)
@@ -108,6 +107,15 @@ def _decided(line: Line, slot: Slot, result: Decision | BaseException) -> None:
     else:
         answer = _error(result, slot.request_id)
     _reply(line, slot, answer, PURCHASE_ROUTE)
+
+
+def _polled(line: Line, slot: Slot, polled: asyncio.Future[Ticket]) -> None:
+    if polled.cancelled():
+        _abandon(line)
+        return
+    error = polled.exception()
+    answer = ticket_answer(polled.result()) if error is None else _error(error, slot.request_id)
+    _reply(line, slot, answer, POLL_ROUTE)
 
 
 def _viewed(line: Line, slot: Slot, route: str, task: asyncio.Task[Answer]) -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from redis import Redis
 
 from flashsale.engine import DropKeys, Engine
+from flashsale.loadtest import cpu
 from flashsale.loadtest.bench.generators import Measured, run_wrk
 from flashsale.loadtest.bench.redis_cost import script_time
 from flashsale.loadtest.bench.rig import Rig, new_drop, open_drop
@@ -73,16 +75,25 @@ def measure_queue(
     script = work / "poll.lua"
     script.write_text(poll_lua(tokens))
     calls0, usec0 = script_time(rig.redis)
+    gateway = cpu.tree(rig.gateway.pid)
+    used = cpu.seconds(gateway)
     polls = run_wrk(f"{rig.url}/v1/drops/{drop}/queue", script, rig.procs, conns, dur,
                     target=POLL)  # fmt: skip
+    spent = cpu.seconds(gateway) - used
     calls, usec = (a - b for a, b in zip(script_time(rig.redis), (calls0, usec0), strict=True))
-    per_poll = usec / calls if calls else 0.0
-    line = (
+    answered = polls.rps * max(1, round(dur))
+    per_poll = spent / answered * 1e6
+    polls = replace(polls, server_cpu_us=per_poll)
+    lines.append(
         f"(g) polls: [bold]{polls.rps:,.0f}/s[/bold] from {rig.procs} gateway process(es), "
-        f"p50 {polls.p50_ms:.1f} ms, p99 {polls.p99_ms:.1f} ms; Redis {per_poll:.1f} us a poll "
-        f"(one script call, the door included) on a queue of {tickets:,}"
+        f"p50 {polls.p50_ms:.1f} ms, p99 {polls.p99_ms:.1f} ms, on a queue of {tickets:,}; "
+        f"gateway CPU {per_poll:.1f} us a poll; Redis {usec / answered:.2f} us a "
+        f"poll ({answered / max(1, calls):.0f} polls a script call, the door included)"
     )
-    if purchase is not None:
-        line += f"; polls / purchases: [bold]{polls.rps / purchase.rps:.2f}x[/bold]"
-    lines.append(line)
+    if purchase is not None and purchase.server_cpu_us:
+        lines.append(
+            f"(g) a poll against a purchase, same rig: [bold]{polls.rps / purchase.rps:.2f}x"
+            f"[/bold] the rate, {per_poll / purchase.server_cpu_us:.2f}x the "
+            "gateway CPU"
+        )
     return [polls], lines
