@@ -142,8 +142,8 @@ async def test_a_draw_burst_keeps_every_invariant(make_stack: MakeStack, store_u
         {"code": "S", "title": "small", "price": 500, "stock": 60},
         {"code": "L", "title": "large", "price": 900, "stock": 40},
     ]
-    drop = await draw_drop(stack, in_s=3.0, variants=variants, per_buyer_limit=2,
-                           payment_window_s=2, price=None, stock=None)  # fmt: skip
+    drop = await draw_drop(stack, in_s=2.0, variants=variants, per_buyer_limit=2,
+                           payment_window_s=1, price=None, stock=None)  # fmt: skip
     did = drop["id"]
     rng = random.Random(3)
     wants = {f"p{i}": (rng.choice("SL"), rng.choice([1, 1, 2])) for i in range(800)}
@@ -166,7 +166,7 @@ async def test_a_draw_burst_keeps_every_invariant(make_stack: MakeStack, store_u
             "POST", f"/v1/orders/{e['order_id']}/pay", None, stack.as_buyer(e["buyer"])
         )
         assert r.status == 200, r.body
-    await asyncio.sleep(2.5)  # lapses reach the line (and lapse again)
+    await asyncio.sleep(1.5)  # lapses reach the line (and lapse again)
     # Then the clock stops (no more lapses, so no more orders for the line) and the books
     # are read: whatever is in them must hold.
     stack.engine.sweeper.interval = 3600

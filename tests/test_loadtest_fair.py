@@ -26,8 +26,8 @@ async def test_a_queue_rehearsal_with_late_bots(make_stack: MakeStack) -> None:
 
 async def test_a_draw_rehearsal_recomputes_its_winners(make_stack: MakeStack) -> None:
     stack = await make_stack(buyer_rate=0.0)
-    sc = Scenario(url=stack.base, admission="draw", stock=100, buyers=400, limit=1,
-                  payment_window=2, pay=0.5, bots=10, bot_connections=4, draw_in=2.0,
+    sc = Scenario(url=stack.base, admission="draw", stock=50, buyers=200, limit=1,
+                  payment_window=1, pay=0.7, bots=10, bot_connections=4, draw_in=1.5,
                   connections=64, settle_wait=30.0)  # fmt: skip
     o = await run_fair(sc, host_key=HOST_KEY, token_secret=SECRET, settings=stack.settings)
     print("\n" + "\n".join(o.lines))

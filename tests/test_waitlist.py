@@ -101,7 +101,7 @@ async def test_a_waitlist_burst_keeps_every_invariant(
             assert joined.status in (200, 201, 409), joined.body
 
     await asyncio.gather(*(buyer(i) for i in range(500)))
-    await asyncio.sleep(2.5)  # lapses reach the line (and lapse again)
+    await asyncio.sleep(1.6)  # lapses reach the line (and lapse again)
     # Then the clock stops (no more lapses, so no more orders for the line) and the books
     # are read: whatever is in them must hold.
     stack.engine.sweeper.interval = 3600

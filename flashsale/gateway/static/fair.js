@@ -7,7 +7,7 @@ import { api, Problem, say, sayProblem } from "./api.js";
 import { count, t, when } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 
 // The way this drop sells, or null for a plain first-come drop with no waitlist.
 export function wayOf(drop) {
@@ -43,9 +43,12 @@ export class Fair {
     return this.way !== "draw";
   }
 
-  // After a refresh of the drop's counters: a waitlist is offered once the sale is out.
+  // After a refresh of the drop's counters: a waitlist is offered once the sale is out;
+  // a queue ticket is read at once when the drop goes live (its place is drawn then).
   counters() {
     if (this.way === "waitlist") this.label();
+    if (this.drop.status !== this.seen && this.seen !== undefined && this.wake) this.wake();
+    this.seen = this.drop.status;
   }
 
   label() {
@@ -114,7 +117,10 @@ export class Fair {
       for (;;) {
         const wait = this.nextPoll;
         if (wait === null) return;
-        await sleep(wait * 1000);
+        await new Promise((resolve) => {
+          this.wake = resolve;
+          setTimeout(resolve, wait * 1000);
+        });
         try {
           const { body } = await this.call("GET", this.readPath());
           this.show(body);
