@@ -1,9 +1,8 @@
 """The purchase path: one call of purchase.lua decides limit, stock and the order event.
 
 Batching. The purchases of one drop that arrive in one event-loop tick share one script
-call, so a burst costs a round trip per tick rather than per tap: each request queues here,
-and the flush that runs at the end of the tick sends every drop's queue as one batch (at most
-`max_batch` purchases each). While BATCHES_IN_FLIGHT batches of a drop are on their way, the
+call, so a burst costs a round trip per tick rather than per tap (ticks.py, at most
+MAX_BATCH purchases a call). While BATCHES_IN_FLIGHT batches of a drop are on their way, the
 next one fills up and goes when one of them lands (group commit): taps that trickle in
 share a call too, at the cost of at most one round trip of waiting. The script is atomic,
 so a batch is decided whole or not at all: a failed batch answers all of its requests 503
@@ -46,6 +45,7 @@ from flashsale.engine.replicas import ReplicaAcks, ReplicaTimeout
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.status_feed import OTHER_REFUSALS, REFUSING, StatusFeed
 from flashsale.engine.store import STORE_ERRORS
+from flashsale.engine.ticks import PerTick
 from flashsale.metrics import metrics
 
 log = logging.getLogger(__name__)
@@ -91,10 +91,11 @@ class Purchaser:
     refused at once when that needs no Redis, else batched per drop and decided by one call
     of purchase.lua per batch.
 
-    Read in this order: `submit` queues the request -> `_flush` at the end of the tick (or
-    at once when a batch is full) -> `_send` starts the batch's task -> `_run_batch` gives
-    each request its order id and tells each its answer -> `decide` asks again while the
-    answer is lost -> `decide_once`, one script call (replicated, piped or plain)."""
+    Read in this order: `submit` queues the request -> the drop's batch goes at the end of
+    the tick, or at once when full (ticks.py) -> `_send` starts the batch's task ->
+    `_run_batch` gives each request its order id and tells each its answer -> `decide` asks
+    again while the answer is lost -> `decide_once`, one script call (replicated, piped or
+    plain)."""
 
     def __init__(
         self,
@@ -113,11 +114,8 @@ class Purchaser:
         # gateway sets it, a process without a store leaves them `not_live`
         self.replays: Replays | None = None
         self._heads: dict[str, bytes] = {}  # drop id -> its batches' RESP command head
-        self.max_batch = MAX_BATCH
         self.undecided_after = UNDECIDED_AFTER_S
-        self._queues: dict[str, list[Waiting]] = {}
-        self._flush_due = False
-        self._in_flight: dict[str, int] = {}
+        self.batches: PerTick[Waiting] = PerTick(self._send, MAX_BATCH, BATCHES_IN_FLIGHT)
         self._batches: set[asyncio.Task[None]] = set()
         # Redis node (name; "" for a single Redis) -> loop time until which it is taken to be
         # unreachable: on a cluster one dead primary must not refuse the others' drops.
@@ -173,46 +171,17 @@ class Purchaser:
             if refused is not None:
                 done(REFUSED[refused])
                 return
-        queue = self._queues.get(drop_id)
-        if queue is None:
-            queue = self._queues[drop_id] = []
-        queue.append((buyer, quantity, idempotency_key or "", variant or "", pass_ or "", done))
-        if len(queue) >= self.max_batch:
-            del self._queues[drop_id]
-            self._send(drop_id, queue)
-        elif self._in_flight.get(drop_id, 0) < BATCHES_IN_FLIGHT:
-            self._flush_soon()
+        self.batches.add(
+            drop_id, (buyer, quantity, idempotency_key or "", variant or "", pass_ or "", done)
+        )
 
     def _node(self, drop_id: str) -> str:
         return node_name(self._redis, DropKeys.of(drop_id).drop) or "?"
 
-    def _flush_soon(self) -> None:
-        """At the end of this tick, when every request ready now has queued."""
-        if not self._flush_due:
-            self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_due = False
-        for drop_id in list(self._queues):
-            if self._in_flight.get(drop_id, 0) < BATCHES_IN_FLIGHT:
-                self._send(drop_id, self._queues.pop(drop_id))
-
     def _send(self, drop_id: str, queue: list[Waiting]) -> None:
-        self._in_flight[drop_id] = self._in_flight.get(drop_id, 0) + 1
         task = asyncio.get_running_loop().create_task(self._run_batch(drop_id, queue))
         self._batches.add(task)
         task.add_done_callback(self._batches.discard)
-
-    def _landed(self, drop_id: str) -> None:
-        """A batch's first call is over, answered or not: the drop's next batch may go."""
-        left = self._in_flight[drop_id] - 1
-        if left:
-            self._in_flight[drop_id] = left
-        else:
-            del self._in_flight[drop_id]
-        if drop_id in self._queues:
-            self._flush_soon()
 
     async def _run_batch(self, drop_id: str, queue: list[Waiting]) -> None:
         ids = new_order_ids(drop_id, len(queue))
@@ -220,7 +189,8 @@ class Purchaser:
             (oid, b, q, k, v, p) for oid, (b, q, k, v, p, _) in zip(ids, queue, strict=True)
         ]
         try:
-            decisions = await self.decide(drop_id, requests, lambda: self._landed(drop_id))
+            # the first call over, answered or not, the drop's next batch may go
+            decisions = await self.decide(drop_id, requests, lambda: self.batches.landed(drop_id))
             if self.replays is not None and any(d.outcome == "compacted" for d in decisions):
                 decisions = await self._from_store(drop_id, queue, decisions)
         except Undecided as e:

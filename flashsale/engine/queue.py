@@ -18,10 +18,12 @@ from flashsale.engine.ids import is_drop_id
 from flashsale.engine.models import FairRefusal, Ticket, TicketStatus, rfc3339
 from flashsale.engine.redis import RedisClient, text
 from flashsale.engine.scripts import Scripts
+from flashsale.engine.ticks import PerTick
 
 log = logging.getLogger(__name__)
 MAX_POLLS = 500  # buyers read in one script call
 FIELDS = 5  # per buyer in queue.lua's reply
+Poll = tuple[str, "asyncio.Future[Ticket]"]  # buyer, and where their ticket goes
 
 
 def _ticket(fields: list[object]) -> Ticket:
@@ -41,9 +43,7 @@ class Queue:
     def __init__(self, redis: RedisClient, scripts: Scripts) -> None:
         self._redis = redis
         self._scripts = scripts
-        self._polls: dict[str, list[tuple[str, asyncio.Future[Ticket]]]] = {}
-        self._flush_due = False
-        self._in_flight: set[str] = set()  # drops with a read on its way
+        self._polls: PerTick[Poll] = PerTick(self._send, MAX_POLLS, 1)
         self._batches: set[asyncio.Task[None]] = set()
 
     async def join(self, drop_id: str, buyer: str) -> tuple[Literal["created", "ok"], Ticket]:
@@ -63,32 +63,15 @@ class Queue:
         if not is_drop_id(drop_id):
             answer.set_exception(Refused("not_found"))
             return answer
-        waiting = self._polls.setdefault(drop_id, [])
-        waiting.append((buyer, answer))
-        if len(waiting) >= MAX_POLLS:
-            self._send(drop_id, self._polls.pop(drop_id))
-        elif drop_id not in self._in_flight:
-            self._flush_soon()
+        self._polls.add(drop_id, (buyer, answer))
         return answer
 
-    def _flush_soon(self) -> None:
-        if not self._flush_due:
-            self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_due = False
-        for drop_id in list(self._polls):
-            if drop_id not in self._in_flight:
-                self._send(drop_id, self._polls.pop(drop_id))
-
-    def _send(self, drop_id: str, waiting: list[tuple[str, asyncio.Future[Ticket]]]) -> None:
-        self._in_flight.add(drop_id)
+    def _send(self, drop_id: str, waiting: list[Poll]) -> None:
         task = asyncio.get_running_loop().create_task(self._read(drop_id, waiting))
         self._batches.add(task)
         task.add_done_callback(self._batches.discard)
 
-    async def _read(self, drop_id: str, waiting: list[tuple[str, asyncio.Future[Ticket]]]) -> None:
+    async def _read(self, drop_id: str, waiting: list[Poll]) -> None:
         try:
             reply = await Scripts.call(
                 self._scripts.queue, drop_id, "read", *(b for b, _ in waiting)
@@ -99,9 +82,7 @@ class Queue:
                     answer.set_exception(Unavailable(f"Redis is unreachable: {e!r}"))
             return
         finally:
-            self._in_flight.discard(drop_id)
-            if drop_id in self._polls:  # those that came meanwhile go now, together
-                self._flush_soon()
+            self._polls.landed(drop_id)  # those that came meanwhile go now, together
         outcome = text(reply[0])
         for i, (_, answer) in enumerate(waiting):
             if answer.done():
