@@ -75,6 +75,8 @@ class World:
     windowed: dict[str, Any]
     reserved: dict[str, Any]  # an order of buyer "owner", reserved until paid
     sized: dict[str, Any]  # a drop of variants: purchases and restocks move each one
+    queued: dict[str, Any]  # admission queue, live: no hostile pass buys anything
+    drawn: dict[str, Any]  # admission draw, live, drawn in a thousand years
     bought: list[tuple[str, int]] = field(default_factory=list)  # (order id, quantity)
     restocked: int = 0
     sized_bought: list[tuple[str, str, int]] = field(default_factory=list)  # id, variant, qty
@@ -104,7 +106,10 @@ async def world(stack: Stack) -> World:
     sized = (await stack.call("POST", "/v1/drops", spec, stack.as_host)).body
     await stack.call("POST", f"/v1/drops/{sized['id']}/open", None, stack.as_host)
     order = reply.body["order"]
-    return World(Client(host, int(port)), live, pending, windowed, order, sized)
+    queued = await stack.new_drop(stock=50, admission="queue")
+    drawn = await stack.new_drop(stock=50, admission="draw", draws_at="2999-01-01T00:00:00Z",
+                                 payment_window_s=60, per_buyer_limit=3)  # fmt: skip
+    return World(Client(host, int(port)), live, pending, windowed, order, sized, queued, drawn)
 
 
 SIZES = ("S", "M", "L", "XL")
@@ -123,6 +128,14 @@ def family_drop_paths(w: World) -> None:
         "POST /v1/drops/{id}/restock": (b'{"quantity": 1}', {"host"}),
         "GET /v1/drops/{id}/orders": (None, {"host"}),
         "POST /v1/drops/{id}/purchase": (b'{"quantity": 1}', {"buyer"}),
+        "POST /v1/drops/{id}/queue": (None, {"buyer"}),
+        "GET /v1/drops/{id}/queue": (None, {"buyer"}),
+        "POST /v1/drops/{id}/entries": (b'{"quantity": 1}', {"buyer"}),
+        "GET /v1/drops/{id}/entries/me": (None, {"buyer"}),
+        "GET /v1/drops/{id}/entries": (None, {"host"}),
+        "POST /v1/drops/{id}/waitlist": (b'{"quantity": 1}', {"buyer"}),
+        "GET /v1/drops/{id}/waitlist/me": (None, {"buyer"}),
+        "DELETE /v1/drops/{id}/waitlist/me": (None, {"buyer"}),
     }
     who = {"nobody": NOBODY, "buyer": buyer("fuzzer"), "host": HOST}
 
@@ -576,6 +589,66 @@ def family_unknown_paths(w: World) -> None:
     run()
 
 
+def family_fair(w: World) -> None:
+    """Who gets scarce units, attacked: hostile Flashsale-Pass values on a queue drop (never
+    a unit bought), hostile entry bodies on a draw drop and waitlist bodies on a drop that is
+    not sold out, each answered 4xx or as the contract says, never 500."""
+    queued, drawn, windowed = w.queued["id"], w.drawn["id"], w.windowed["id"]
+    passes = st.one_of(
+        st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=200),
+        st.sampled_from(["0" * 32, "f" * 32, "", " ", "null", "pass", "x" * 5000]),
+        st.binary(min_size=1, max_size=10).map(lambda b: bytes(c | 0x80 for c in b)),
+    )
+    bodies = st.one_of(
+        st.builds(lambda v: {"quantity": v}, hostile_values()),
+        st.builds(lambda v: {"quantity": v}, st.integers(min_value=1, max_value=5)),
+        st.builds(lambda v: {"quantity": 1, "variant": v}, hostile_values()),
+        st.builds(lambda v: {"quantity": 1, "buyer": v}, hostile_values()),
+        st.just({}),
+        malformed_bodies(),
+    )
+
+    @examples(40)
+    @given(passes, st.integers(min_value=0, max_value=3))
+    def hostile_pass(pass_: str | bytes, n: int) -> None:
+        headers = buyer(f"queuer-{n}")
+        headers["Flashsale-Pass"] = pass_.encode() if isinstance(pass_, str) else pass_
+        route = "/v1/drops/{id}/purchase"
+        answer = w.client.send("POST", f"/v1/drops/{queued}/purchase", b"{}", headers,
+                               route=route)  # fmt: skip
+        check(answer, 400, 409, 431)
+        if answer.status == 409:
+            assert answer.json["error"]["code"] == "not_admitted"
+
+    @examples(40)
+    @given(bodies, st.sampled_from(["entries", "waitlist"]), st.integers(0, 3))
+    def hostile_entry(body: Any, where: str, n: int) -> None:
+        raw = body if isinstance(body, bytes) else encode(body)
+        q = None if isinstance(body, bytes) else quantity_of(body, 1)
+        drop_id = drawn if where == "entries" else windowed
+        route = f"/v1/drops/{{id}}/{where}"
+        answer = w.client.send("POST", f"/v1/drops/{drop_id}/{where}", raw,
+                               buyer(f"entrant-{n}"), route=route)  # fmt: skip
+        if q is None:
+            check(answer, 400)
+        elif where == "entries":
+            check(answer, 200, 201, 409)  # 409: more than the per-buyer limit of 3
+            if answer.status in (200, 201):
+                assert answer.json["entry"]["buyer"] == f"entrant-{n}"
+        else:
+            check(answer, 409)  # units remain: buy them (or it is past the buyer's limit)
+            assert answer.json["error"]["code"] in ("not_sold_out", "limit_reached")
+
+    hostile_pass()
+    hostile_entry()
+    for path, route in (
+        (f"/v1/drops/{queued}/queue", "/v1/drops/{id}/queue"),
+        (f"/v1/drops/{drawn}/entries/me", "/v1/drops/{id}/entries/me"),
+        (f"/v1/drops/{windowed}/waitlist/me", "/v1/drops/{id}/waitlist/me"),
+    ):
+        check(w.client.send("GET", path, None, buyer("stranger"), route=route), 404)
+
+
 ROUTES: dict[str, set[str]] = {
     "/v1/drops": {"GET", "POST"},
     "/v1/drops/{id}": {"GET"},
@@ -691,7 +764,7 @@ def regressions(w: World) -> None:
 FAMILIES: tuple[Callable[[World], None], ...] = (
     family_drop_paths, family_order_paths, family_create_bodies, family_restock_bodies,
     family_purchase_bodies, family_variant_drops, family_variant_purchases,
-    family_order_queries, family_room_queries,
+    family_order_queries, family_room_queries, family_fair,
     family_forged_tokens, family_subs, family_host_keys, family_unknown_paths,
     wrong_methods, oversized, probes, regressions,
 )  # fmt: skip
@@ -722,6 +795,8 @@ async def test_hostile_battery(stack: Stack, world: World) -> None:
     assert live["status"] in ("live", "sold_out")
     assert await drop_view(stack, w.pending["id"]) == before[w.pending["id"]]
     assert await drop_view(stack, w.windowed["id"]) == before[w.windowed["id"]]
+    queued = await drop_view(stack, w.queued["id"])
+    assert (queued["sold"], queued["remaining"]) == (0, 50)  # no hostile pass bought a unit
     owner = await stack.call(
         "GET", f"/v1/orders/{w.reserved['id']}", headers=stack.as_buyer("owner")
     )

@@ -8,6 +8,7 @@ can hand the purchaser a callback (`Purchaser.submit`) instead of a task per req
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from aiohttp import web
@@ -68,7 +69,21 @@ def check(
     checked_key = idempotency_key(key)
     spec = decode_json(body, PurchaseSpec, empty_ok=True)
     gw.limiter.check(buyer)
-    return Tap(buyer, spec.quantity, checked_key, spec.variant, pass_ or None)
+    return Tap(buyer, spec.quantity, checked_key, spec.variant, _pass(pass_))
+
+
+# A pass as the door makes them (32 hex digits). Any other value is a pass that cannot be
+# valid: it still goes to Redis as one (409 `not_admitted`, after `not_live`), but as a
+# value no ticket holds, never as the header's bytes: a header that is not UTF-8 failed to
+# pack, and took the rest of its batch down with it.
+_PASS = re.compile(r"[0-9a-f]{32}")
+NO_PASS = "-"
+
+
+def _pass(given: str | None) -> str | None:
+    if not given:
+        return None
+    return given if _PASS.fullmatch(given) else NO_PASS
 
 
 def answer(decision: Decision) -> Answer:
