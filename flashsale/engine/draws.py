@@ -6,7 +6,7 @@ the seed's 32 bytes, ascending as bytes. The seed is chosen at creation and only
 is shown until the draw, so neither the host nor a buyer could know the order when entries
 closed, and anyone can recompute it afterwards. Lua has no SHA-256, so the order is computed
 here and handed to draw.lua, which checks that it covers exactly the entries Redis holds and
-gives the units out along it atomically (lib.lua `serve_line`); a won hold that expires goes
+gives the units out along it atomically (lines.lua `serve_line`); a won hold that expires goes
 down the same order.
 """
 
@@ -112,7 +112,7 @@ def parse_stock(value: str) -> dict[str | None, int]:
 def passed_over(entries: list[Entry], served: str) -> list[str]:
     """Entries (in line order) served out of their order: an earlier entry still unserved,
     of the same variant and asking no more than a later one that was served, would have
-    fitted when that one was (lib.lua `serve_line` passes over only what does not fit)."""
+    fitted when that one was (lines.lua `serve_line` passes over only what does not fit)."""
     problems = []
     waiting: dict[str | None, list[Entry]] = {}  # variant -> unserved entries seen so far
     for e in entries:

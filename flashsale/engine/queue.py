@@ -1,5 +1,5 @@
 """A queue drop's waiting room: taking a ticket and polling it (queue.lua), the door that
-admits tickets (lib.lua `admit`, run by every call here and by the sweeper).
+admits tickets (lines.lua `admit`, run by every call here and by the sweeper).
 
 Polls are the waiting room's hot call: a million buyers each asking every few seconds.
 Those of one drop that arrive in one event-loop tick share one script call, and while a

@@ -12,22 +12,25 @@ _LUA = files("flashsale.engine") / "lua"
 _LIB = f"local STATUS_CHANNEL, LIVE_CHANNEL = '{STATUS_CHANNEL}', '{LIVE_CHANNEL}'\n" + (
     _LUA / "lib.lua"
 ).read_text("utf-8")
+# lines.lua: the engine's own orders, the line, releasing holds, the door (not purchase.lua's)
+_LINES = _LIB + "\n" + (_LUA / "lines.lua").read_text("utf-8")
 
 
 class Scripts:
     """One registered script per file; each runs against one drop's keys."""
 
     def __init__(self, redis: RedisClient) -> None:
-        def load(name: str) -> Any:
+        def load(name: str, lib: str = _LINES) -> Any:
             body = (_LUA / f"{name}.lua").read_text(encoding="utf-8")
-            return redis.register_script(f"{_LIB}\n{body}")
+            return redis.register_script(f"{lib}\n{body}")
 
-        self.purchase = load("purchase")
+        # the hot script, and those that never release a hold, with lib.lua alone
+        self.purchase = load("purchase", _LIB)
+        self.compact = load("compact", _LIB)
+        self.restore = load("restore", _LIB)
         self.drop = load("drop")
         self.pay = load("pay")
         self.sweep = load("sweep")
-        self.compact = load("compact")
-        self.restore = load("restore")
         self.queue = load("queue")
         self.draw = load("draw")
         self.waitlist = load("waitlist")

@@ -1,5 +1,5 @@
 """A first-come drop's waitlist: buyers who found too few units wait in line, and units that
-come back (a released hold, a restock) reach them first (lib.lua `serve_line`)."""
+come back (a released hold, a restock) reach them first (lines.lua `serve_line`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 -- The engine's own clock work for one drop: opens it when its schedule comes, releases holds
--- whose payment window has ended, and on a queue drop runs the door (lib.lua `admit`).
+-- whose payment window has ended, and on a queue drop runs the door (lines.lua `admit`).
 -- ARGV: at most how many holds to release.
 -- Returns {how many holds it released, 1 if the drop's draw is due (draws.py runs it)}.
 if redis.call('EXISTS', K_DROP) == 0 then return {0, 0} end

@@ -2,7 +2,7 @@
 --   'join', buyer, quantity, variant ('' = none): {outcome, msgpack entry}; outcome created,
 --     ok (the buyer's waiting entry), or a refusal with '' after it.
 --   'leave', buyer: {ok, msgpack entry} or {none, ''}.
--- Units that come back reach the entries in lib.lua `serve_line`.
+-- Units that come back reach the entries in lines.lua `serve_line`.
 if redis.call('EXISTS', K_DROP) == 0 then return {'not_found', ''} end
 local op, buyer = ARGV[1], ARGV[2]
 local now = now_ms()
