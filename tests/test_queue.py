@@ -8,6 +8,7 @@ import asyncio
 import random
 import time
 
+from flashsale.engine import DropKeys
 from tests.fair import buy_with, first_admitted, join, queue_drop, ticket, until_called
 from tests.invariants import Answer, assert_invariants
 from tests.stack import MakeStack, Stack, redis_busy
@@ -250,3 +251,29 @@ async def test_a_sold_out_queue_drop_refuses_passless_taps_without_redis(stack: 
         assert refused.code == "not_admitted"  # answered while Redis was busy
         asked = asyncio.create_task(buy_with(stack, did, "bot", "f" * 32))
     assert (await asked).code == "not_admitted"  # Redis's answer: not this buyer's pass
+
+
+async def test_a_wide_door_admits_in_slices(stack: Stack) -> None:
+    """A door of a million a second with 5,000 tickets waiting: each call admits a slice
+    (a script cannot unpack the writes of all of them at once), so every poll answers and
+    the door still empties the queue in place order."""
+    drop = await queue_drop(stack, stock=100_000, admit_per_s=1_000_000)
+    did = drop["id"]
+    keys = DropKeys.of(did)
+    pipe = stack.engine.redis.pipeline(transaction=False)
+    for i in range(5000):
+        pipe.evalsha(stack.engine.scripts.queue.sha, len(keys), *keys, "join", f"w{i}")
+    await stack.engine.scripts.queue(keys=keys, args=["join", "w-first"])  # loads the script
+    await pipe.execute()
+    await asyncio.sleep(0.3)  # the bucket fills: a quarter second of a million a second
+    await stack.call("POST", f"/v1/drops/{did}/open", None, stack.as_host)
+    seen = []
+    for _ in range(20):  # each poll runs the door once
+        await ticket(stack, did, "w0")
+        seen.append(int(await stack.engine.redis.hget(keys.drop, "q_popped")))
+        if seen[-1] == 5001:
+            break
+    # 1,000 a call at most (the sweeper runs the door too, so a poll may see two calls')
+    assert seen[-1] == 5001 and len(seen) >= 3, seen
+    await stack.settle()
+    assert (await stack.audit(did)).ok

@@ -168,6 +168,8 @@ end
 -- tickets than units remain.
 -- Writes nothing when nothing changes, so a poll that admits nobody costs no AOF write.
 -- Returns how many it admitted.
+local DOOR_BATCH = 1000
+
 local function admit(now)
   local f = redis.call('HMGET', K_DROP, 'admission', 'status', 'remaining', 'q_admitted',
     'q_tokens', 'q_at', 'admit_per_s', 'pass_ttl_s', 'q_popped', 'seed', 'created_at')
@@ -188,7 +190,10 @@ local function admit(now)
   local rate = tonumber(f[7])
   local cap = math.max(1, math.ceil(rate / 4))
   local tokens = math.min(cap, (tonumber(f[5]) or 0) + (now - tonumber(f[6] or f[11])) * rate / 1000)
-  local k = math.min(math.floor(tokens), tonumber(f[3]) - admitted)
+  -- at most DOOR_BATCH a call: a script unpacks its writes' arguments, and Lua's stack takes
+  -- no more than some thousands (a door of 100,000 a second failed here); the rest of the
+  -- tokens wait for the next call
+  local k = math.min(math.floor(tokens), tonumber(f[3]) - admitted, DOOR_BATCH)
   local n = 0
   if f[2] == 'live' and k > 0 then
     local head = redis.call('ZPOPMIN', K_QUEUE, k)
