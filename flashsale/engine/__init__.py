@@ -21,6 +21,7 @@ from flashsale.engine.compaction import Compactor, reopen
 from flashsale.engine.core import Engine
 from flashsale.engine.draws import check_draw, commitment, draw_order
 from flashsale.engine.drops import Listed, Mark
+from flashsale.engine.entries import entry_of
 from flashsale.engine.errors import (
     REDIS_ERRORS,
     NeverSent,
@@ -64,7 +65,6 @@ from flashsale.engine.stopping import pause
 from flashsale.engine.store import STORE_ERRORS, OrderStore, open_store
 from flashsale.engine.store.base import iter_orders
 from flashsale.engine.store.sqlite import SQLiteStore
-from flashsale.engine.waitlist import entry_of
 
 __all__ = [
     "DOWN_S",

@@ -20,10 +20,9 @@ from typing import Literal, cast
 
 import msgspec
 
-from flashsale.engine.errors import Refused
-from flashsale.engine.ids import is_drop_id
+from flashsale.engine.entries import entry_call
 from flashsale.engine.keys import DropKeys
-from flashsale.engine.models import Entry, FairRefusal, decode_entry
+from flashsale.engine.models import Entry, decode_entry
 from flashsale.engine.redis import RedisClient, text
 from flashsale.engine.scripts import Scripts
 
@@ -53,14 +52,9 @@ class Draws:
         self, drop_id: str, buyer: str, quantity: int, variant: str | None
     ) -> tuple[Literal["created", "ok"], Entry]:
         """The buyer's entry, made if they have none ('created'); raises Refused."""
-        if not is_drop_id(drop_id):
-            raise Refused("not_found")
-        outcome, packed = await Scripts.call(
+        return await entry_call(
             self._scripts.draw, drop_id, "enter", buyer, quantity, variant or ""
         )
-        if text(outcome) not in ("created", "ok"):
-            raise Refused(cast(FairRefusal, text(outcome)))
-        return cast(Literal["created", "ok"], text(outcome)), decode_entry(packed)
 
     async def entries(self, drop_id: str) -> list[Entry]:
         """Every entry, in the draw's order once drawn (else as entered)."""
@@ -136,21 +130,35 @@ def check_draw(
     entries: list[Entry],
     at_draw_known: bool = True,
 ) -> list[str]:
-    """What is wrong with a draw (nothing: an empty list), from its revealed seed, its
+    """What is wrong with a draw (nothing: an empty list): `draw_findings`, in words."""
+    return [p for _, p in draw_findings(seed_hex, commitment_hex, drawn_stock, entries,
+                                        at_draw_known)]  # fmt: skip
+
+
+def draw_findings(
+    seed_hex: str,
+    commitment_hex: str,
+    drawn_stock: str | dict[str | None, int],
+    entries: list[Entry],
+    at_draw_known: bool = True,
+) -> list[tuple[int, str]]:
+    """What is wrong with a draw, as (invariant, problem), from its revealed seed, its
     commitment, what each variant had at the draw, and every entry: invariant 8 (the seed
     hashes to the commitment, the winners at the draw are those the order picks) and 7
     (backfills went down the order). Without `at_draw_known` (entries as the API lists them,
     which do not say who won at the draw and who by a backfill) every entry the order picks
     must have won, and the rest may have won only down the order."""
     seed = bytes.fromhex(seed_hex)
-    problems = []
+    problems: list[tuple[int, str]] = []
     if commitment(seed) != commitment_hex:
-        problems.append("the seed does not hash to the commitment")
+        problems.append((8, "the seed does not hash to the commitment"))
     ordered = draw_order(seed, [e.buyer for e in entries])
     by_buyer = {e.buyer: e for e in entries}
     for rank, buyer in enumerate(ordered, 1):
         if by_buyer[buyer].rank != rank:
-            problems.append(f"{buyer!r} is at rank {by_buyer[buyer].rank}, the order says {rank}")
+            problems.append(
+                (8, f"{buyer!r} is at rank {by_buyer[buyer].rank}, the order says {rank}")
+            )
     left = dict(parse_stock(drawn_stock) if isinstance(drawn_stock, str) else drawn_stock)
     for buyer in ordered:
         e = by_buyer[buyer]
@@ -159,10 +167,10 @@ def check_draw(
             left[e.variant] -= e.quantity
         won = e.won_at_draw if at_draw_known else e.status == "won"
         if picked != won and (at_draw_known or picked):
-            problems.append(
+            problems.append((8, (
                 f"{buyer!r} {'was' if won else 'was not'} picked at the draw; "
                 f"the order {'does not pick' if won else 'picks'} it"
-            )
+            )))  # fmt: skip
     in_order = [by_buyer[b] for b in ordered]
-    problems += passed_over(in_order, "won")
+    problems += [(7, p) for p in passed_over(in_order, "won")]
     return problems

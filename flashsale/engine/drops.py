@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import secrets
 import time
 from typing import Protocol, cast
 
+from flashsale.engine.draws import commitment
 from flashsale.engine.errors import VariantError
 from flashsale.engine.ids import is_drop_id, new_drop_id
 from flashsale.engine.keys import DROP_INDEX, GROUP, DropKeys, room_index
@@ -101,7 +101,7 @@ class Drops:
             assert spec.draws_at is not None
             fields.update(
                 draws_at=int(spec.draws_at.timestamp() * 1000),
-                commitment=hashlib.sha256(seed).hexdigest(),
+                commitment=commitment(seed),
             )
         pairs = [x for kv in fields.items() for x in kv]
         drop = await self._op(drop_id, "create", GROUP, *pairs)

@@ -16,6 +16,8 @@ one boundary (engine/redis.py's connection and pool, engine/pipe.py), never by a
       ReplicaTimeout     (replicas.py) it was, but no replica has it yet
 """
 
+from typing import Literal, cast
+
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -66,6 +68,14 @@ class Refused(Exception):
         self.refusal = refusal
 
 
+def accepted(outcome: bytes | str) -> Literal["created", "ok"]:
+    """A ticket's or an entry's script outcome: `created` or `ok`, else raises Refused."""
+    said = outcome.decode() if isinstance(outcome, bytes) else outcome
+    if said not in ("created", "ok"):
+        raise Refused(cast(FairRefusal, said))
+    return cast(Literal["created", "ok"], said)
+
+
 __all__ = [
     "AMBIGUOUS",
     "REDIS_ERRORS",
@@ -75,5 +85,6 @@ __all__ = [
     "Unavailable",
     "Undecided",
     "VariantError",
+    "accepted",
     "never_sent",
 ]

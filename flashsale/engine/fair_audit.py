@@ -10,7 +10,7 @@ from typing import cast
 
 import msgspec
 
-from flashsale.engine.draws import check_draw, passed_over
+from flashsale.engine.draws import draw_findings, passed_over
 from flashsale.engine.keys import DropKeys
 from flashsale.engine.models import Drop, Order, decode_entry
 from flashsale.engine.redis import RedisClient, text
@@ -54,8 +54,7 @@ async def fairness_findings(
     if drop.admission == "draw":
         seed, promised, stock = await redis.hmget(keys.drop, "seed", "commitment", "drawn_stock")
         if drop.draw_seed is not None:
-            problems = check_draw(text(seed), text(promised), text(stock or b""), entries)
-            bad += [(7 if "before" in p else 8, p) for p in problems]
+            bad += draw_findings(text(seed), text(promised), text(stock or b""), entries)
         elif any(e.status != "entered" for e in entries):
             bad.append((8, "entries were decided before the draw"))
     else:

@@ -49,8 +49,8 @@ class DropKeys(NamedTuple):
     events: str  # stream: order events for the settlement workers
     holds: str  # zset: reserved order id -> hold expiry (ms)
     void: str  # hash: request ids that must never create an order (see purchase.lua)
-    # Who gets scarce units (fair.md in docs/): a queue drop's waiting room, a draw's
-    # entries, a first-come drop's waitlist.
+    # Who gets scarce units (lines.lua, queue.lua, draw.lua, waitlist.lua): a queue drop's
+    # waiting room, a draw's entries, a first-come drop's waitlist.
     queue: str  # zset: waiting ticket's buyer -> place (a pre-live one's: a keyed hash < 1)
     tickets: str  # hash: buyer -> msgpack ticket, once admitted (admitted, used, expired)
     passes: str  # zset: buyer holding an unused pass -> when it expires (ms)

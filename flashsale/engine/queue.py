@@ -10,17 +10,15 @@ purchase.py): a poll costs Redis a ZRANK or an HGET, not a script call of its ow
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Literal, cast
 
-from flashsale.engine.errors import REDIS_ERRORS, Refused, Unavailable
+from flashsale.engine.errors import REDIS_ERRORS, Refused, Unavailable, accepted
 from flashsale.engine.ids import is_drop_id
-from flashsale.engine.models import FairRefusal, Ticket, TicketStatus, rfc3339
+from flashsale.engine.models import Ticket, TicketStatus, rfc3339
 from flashsale.engine.redis import RedisClient, text
 from flashsale.engine.scripts import Scripts
 from flashsale.engine.ticks import PerTick
 
-log = logging.getLogger(__name__)
 MAX_POLLS = 500  # buyers read in one script call
 FIELDS = 5  # per buyer in queue.lua's reply
 Poll = tuple[str, "asyncio.Future[Ticket]"]  # buyer, and where their ticket goes
@@ -51,10 +49,7 @@ class Queue:
         if not is_drop_id(drop_id):
             raise Refused("not_found")
         reply = await Scripts.call(self._scripts.queue, drop_id, "join", buyer)
-        outcome = text(reply[0])
-        if outcome not in ("created", "ok"):
-            raise Refused(cast(FairRefusal, outcome))
-        return cast(Literal["created", "ok"], outcome), _ticket(reply[1:])
+        return accepted(reply[0]), _ticket(reply[1:])
 
     def poll(self, drop_id: str, buyer: str) -> asyncio.Future[Ticket]:
         """The buyer's ticket as it is now (Refused `none` without one), read with the
@@ -83,13 +78,11 @@ class Queue:
             return
         finally:
             self._polls.landed(drop_id)  # those that came meanwhile go now, together
-        outcome = text(reply[0])
         for i, (_, answer) in enumerate(waiting):
             if answer.done():
                 continue
             try:
-                if outcome != "ok":
-                    raise Refused(cast(FairRefusal, outcome))
+                accepted(reply[0])  # the drop's answer to them all: ok, or why not
                 answer.set_result(_ticket(reply[1 + i * FIELDS : 1 + (i + 1) * FIELDS]))
             except Refused as e:
                 answer.set_exception(e)

@@ -1,7 +1,8 @@
 -- Compacts a drop closed longer than the retention (ARGV[1], ms) whose every event is
 -- settled and which holds no unpaid hold: its orders, buyer counts, idempotency keys, void
--- marks and stream leave Redis (and a queue's tickets), the drop's own record stays, marked `compacted`. The order
--- store has every order by then (settled), and reads fall back to it (compaction.py).
+-- marks, stream and a queue's tickets leave Redis, the drop's own record stays, marked
+-- `compacted`. The order store has every order by then (settled), and reads fall back to
+-- it (compaction.py).
 -- ARGV[2]: the settlement consumer group. Returns 1 if it compacted, 0 if not (yet).
 if redis.call('EXISTS', K_DROP) == 0 then return 0 end
 local f = redis.call('HMGET', K_DROP, 'status', 'closed_at', 'compacted')

@@ -41,20 +41,20 @@ end
 -- message per script call, so a batch of purchases is one message, never one per tap:
 -- "<remaining> <sold> <status>", then "<code>=<remaining>/<sold>" for each variant whose
 -- counters this script changed (or all of them); the viewers' copy merges them (live.py).
--- A queue drop's waiting room, as /live shows it: "q=<waiting>/<admitted>" (nil on others).
+-- A queue drop's waiting room, as /live shows it: "q=<waiting>/<admitted>".
 local function queue_token()
-  local f = redis.call('HMGET', K_DROP, 'admission', 'q_admitted')
-  if f[1] ~= 'queue' then return nil end
-  return 'q=' .. redis.call('ZCARD', K_QUEUE) .. '/' .. (f[2] or 0)
+  return 'q=' .. redis.call('ZCARD', K_QUEUE) .. '/' ..
+    (redis.call('HGET', K_DROP, 'q_admitted') or 0)
 end
 
-local function publish_counts(remaining, sold, status, variant_counts)
+-- `admission`: the drop's, which the caller has read already (a queue drop's message also
+-- carries its waiting room).
+local function publish_counts(remaining, sold, status, variant_counts, admission)
   local msg = remaining .. ' ' .. sold .. ' ' .. status
   if variant_counts and #variant_counts > 0 then
     msg = msg .. ' ' .. table.concat(variant_counts, ' ')
   end
-  local q = queue_token()
-  if q then msg = msg .. ' ' .. q end
+  if admission == 'queue' then msg = msg .. ' ' .. queue_token() end
   redis.call('PUBLISH', LIVE_CHANNEL .. DROP_ID, msg)
 end
 
@@ -78,8 +78,8 @@ end
 
 local function publish_live()
   if not live_changed then return end
-  local f = redis.call('HMGET', K_DROP, 'remaining', 'sold', 'status')
-  publish_counts(f[1], f[2], f[3], all_variant_counts())
+  local f = redis.call('HMGET', K_DROP, 'remaining', 'sold', 'status', 'admission')
+  publish_counts(f[1], f[2], f[3], all_variant_counts(), f[4])
 end
 
 -- A pending drop whose opens_at has passed is live; every script sees that at once,

@@ -266,8 +266,8 @@ if norders > 0 then
   elseif gone then
     publish_variants(status)
   end
-  publish_counts(remaining, sold, status, variant_counts)
+  publish_counts(remaining, sold, status, variant_counts, admission)
 elseif live_changed then  -- promoted, nothing sold
-  publish_counts(remaining, sold, status)
+  publish_counts(remaining, sold, status, nil, admission)
 end
 return out

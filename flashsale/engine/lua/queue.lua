@@ -10,7 +10,6 @@ local op = ARGV[1]
 local now = now_ms()
 local status = promote(now)
 if redis.call('HGET', K_DROP, 'admission') ~= 'queue' then return {'no_queue'} end
-admit(now)  -- the door runs on every poll too: admissions keep pace with the buyers
 
 local out = {'ok'}
 if op == 'join' then
@@ -30,9 +29,11 @@ if op == 'join' then
     end
     redis.call('ZADD', K_QUEUE, score, buyer)
     out[1] = 'created'
-    if status == 'live' then admit(now) end  -- a door with room lets them in at once
   end
 end
+-- The door runs on every call too, after a join (a door with room lets the newcomer in at
+-- once): admissions keep pace with the buyers while nobody else runs it.
+admit(now)
 publish_live()
 
 local function clamp(s)
