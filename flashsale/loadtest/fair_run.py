@@ -77,11 +77,11 @@ class _Crowd:
     ) -> tuple[int, Any]:
         h = {"Authorization": f"Bearer {self.tokens[buyer]}", **headers}
         async with self.gate:
-            for _ in range(self.sc.resends + 1):
+            for sent in range(self.sc.resends + 1):
                 try:
                     async with self.api.http.request(method, path, json=body, headers=h) as r:
                         data = await r.json(content_type=None)
-                        if r.status not in (429, 503) or _ == self.sc.resends:
+                        if r.status not in (429, 503) or sent == self.sc.resends:
                             return r.status, data
                 except (aiohttp.ClientError, TimeoutError):
                     pass
