@@ -72,6 +72,12 @@ class Settings:
     retention_s: float = 604_800.0  # a drop closed this long, all settled, is compacted
     http_idle_s: float = 75.0  # a keep-alive connection with nothing to do is closed after this
     http_read_s: float = 10.0  # a request must arrive whole within this of its first byte
+    # Webhooks: private, loopback and link-local destinations refused unless allowed; an
+    # attempt's bound; the first retry's delay (doubling from there); when one is given up.
+    webhook_allow_private: bool = False
+    webhook_timeout_s: float = 10.0
+    webhook_retry_s: float = 5.0
+    webhook_give_up_s: float = 86_400.0
 
     @property
     def runtime_redis_file(self) -> Path:
@@ -166,7 +172,18 @@ def load(
         retention_s=number("FLASHSALE_RETENTION_S", Settings.retention_s),
         http_idle_s=number("FLASHSALE_HTTP_IDLE_S", Settings.http_idle_s),
         http_read_s=number("FLASHSALE_HTTP_READ_S", Settings.http_read_s),
+        webhook_allow_private=_flag("FLASHSALE_WEBHOOK_ALLOW_PRIVATE"),
+        webhook_timeout_s=number("FLASHSALE_WEBHOOK_TIMEOUT_S", Settings.webhook_timeout_s),
+        webhook_retry_s=number("FLASHSALE_WEBHOOK_RETRY_S", Settings.webhook_retry_s),
+        webhook_give_up_s=number("FLASHSALE_WEBHOOK_GIVE_UP_S", Settings.webhook_give_up_s),
     )
+
+
+def _flag(name: str) -> bool:
+    raw = (_env(name) or "0").lower()
+    if raw not in ("0", "1", "true", "false", "yes", "no"):
+        raise ConfigError(f"{name} must be 1 or 0, not {raw!r}")
+    return raw in ("1", "true", "yes")
 
 
 def _trusted_proxies() -> list[str]:

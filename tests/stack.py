@@ -15,10 +15,10 @@ import redis.asyncio
 from aiohttp import web
 
 from flashsale.config import CLAIM_IDLE_MS, Settings
-from flashsale.engine import AuditReport, SettlementWorker, audit, wait_settled
+from flashsale.engine import AuditReport, Deliverer, SettlementWorker, audit, wait_settled
 from flashsale.gateway.auth import Auth
 from flashsale.redis_server import free_port
-from flashsale.run import Parts, connected, start_site
+from flashsale.run import Parts, connected, deliverer, start_site
 
 HOST_KEY = "hk_test_host_key"
 BUSY_LUA = """local function now() local t = redis.call('TIME') return t[1] * 1e6 + t[2] end
@@ -61,6 +61,7 @@ class Stack:
     http: aiohttp.ClientSession
     worker: SettlementWorker | None
     runner: web.AppRunner
+    deliverer: Deliverer | None = None
     _exits: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -176,9 +177,12 @@ async def start_stack(
             )  # fmt: skip
             parts.engine.active.on_leave = stack.worker.trim
             parts.engine.sweeper.interval = sweep_interval
+            stack.deliverer = deliverer(parts, settings)
+            stack.worker.on_settled = stack.deliverer.wake
             tasks = [
                 asyncio.create_task(stack.worker.run(stack.stop)),
                 asyncio.create_task(parts.engine.sweeper.run(stack.stop)),
+                asyncio.create_task(stack.deliverer.run(stack.stop)),
             ]
             exits.push_async_callback(asyncio.gather, *tasks)  # they end once stop is set
         stack._exits = exits.pop_all()

@@ -65,25 +65,53 @@ from flashsale.engine.stopping import pause
 from flashsale.engine.store import STORE_ERRORS, OrderStore, open_store
 from flashsale.engine.store.base import iter_orders
 from flashsale.engine.store.sqlite import SQLiteStore
+from flashsale.engine.webhooks.deliverer import Backoff, Deliverer
+from flashsale.engine.webhooks.events import EVENT_TYPES, EventType
+from flashsale.engine.webhooks.models import (
+    DELIVERY_STATUSES,
+    Delivery,
+    DeliveryStatus,
+    EndpointStats,
+    Webhook,
+)
+from flashsale.engine.webhooks.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, signature, verify
+from flashsale.engine.webhooks.subscriptions import (
+    ReplaySpec,
+    WebhookSpec,
+    replay_since,
+    subscribe,
+)
+from flashsale.engine.webhooks.targets import DestinationRefused
 
 __all__ = [
+    "DELIVERY_STATUSES",
     "DOWN_S",
+    "EVENT_ID_HEADER",
+    "EVENT_TYPES",
     "GROUP",
     "INVARIANTS",
     "LIVE_ORDER_STATUSES",
     "MAX_RATE",
     "ORDER_INVARIANTS",
     "REDIS_ERRORS",
+    "SIGNATURE_HEADER",
     "STORE_ERRORS",
     "AuditReport",
+    "Backoff",
     "Compactor",
     "Decision",
+    "Deliverer",
+    "Delivery",
+    "DeliveryStatus",
+    "DestinationRefused",
     "Drop",
     "DropKeys",
     "DropSpec",
+    "EndpointStats",
     "Engine",
     "Entry",
     "EntrySpec",
+    "EventType",
     "FairRefusal",
     "Listed",
     "Mark",
@@ -96,6 +124,7 @@ __all__ = [
     "RedisClient",
     "Refusal",
     "Refused",
+    "ReplaySpec",
     "RestockSpec",
     "SQLiteStore",
     "Scripts",
@@ -111,6 +140,8 @@ __all__ = [
     "VariantRefusal",
     "VariantSpec",
     "Watch",
+    "Webhook",
+    "WebhookSpec",
     "audit",
     "backlog",
     "backlog_by_node",
@@ -129,8 +160,12 @@ __all__ = [
     "pause",
     "rate_window",
     "reopen",
+    "replay_since",
     "rfc3339",
     "settled_events",
+    "signature",
+    "subscribe",
     "text",
+    "verify",
     "wait_settled",
 ]

@@ -1,5 +1,6 @@
-"""Checks the contract's nine invariants (1 and 2 per variant too; 7-9 in fair_audit.py)
-against Redis (what was decided and answered) and the order store (what was recorded).
+"""Checks the contract's ten invariants (1 and 2 per variant too; 7-9 in fair_audit.py, 10 in
+webhook_audit.py) against Redis (what was decided and answered) and the order store (what
+was recorded).
 Used by `flashsale audit`, the tests and the load tool.
 """
 
@@ -16,6 +17,7 @@ from flashsale.engine.models import Drop, Order, decode_order
 from flashsale.engine.redis import RedisClient, text
 from flashsale.engine.store import OrderStore
 from flashsale.engine.store.base import iter_orders
+from flashsale.engine.webhook_audit import DELIVERY_INVARIANTS, delivery_findings
 
 # The six every drop keeps (the load tool checks these from outside too), then the three of
 # the drops that decide who gets scarce units (only Redis can tell those).
@@ -27,7 +29,7 @@ ORDER_INVARIANTS = {
     5: "per-buyer limit",
     6: "idempotency",
 }
-INVARIANTS = {**ORDER_INVARIANTS, **FAIR_INVARIANTS}
+INVARIANTS = {**ORDER_INVARIANTS, **FAIR_INVARIANTS, **DELIVERY_INVARIANTS}
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,7 @@ async def audit(
         )
     known = await drops.ids()
     ids = [drop_id] if drop_id else known
+    webhooks = await store.webhooks()
     for did in ids:
         drop = await drops.get(did)
         if drop is None:
@@ -215,6 +218,8 @@ async def audit(
         report.drops += 1
         report.orders += len(stored)
         report.findings.extend(_check_drop(drop, decided, stored, counts, idem))
+        delivered = await delivery_findings(store, drop, stored.values(), webhooks)
+        report.findings.extend(Finding(n, did, message) for n, message in delivered)
         if not await drops.is_compacted(did):  # a compacted drop's tickets and line are gone
             found = await fairness_findings(redis, drop, decided)
             report.findings.extend(Finding(n, did, message) for n, message in found)

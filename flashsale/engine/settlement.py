@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -39,6 +40,7 @@ from flashsale.engine.redis import RedisClient, node_name, text
 from flashsale.engine.replicas import ReplicaAcks, ReplicaTimeout
 from flashsale.engine.stopping import pause
 from flashsale.engine.store import OrderStore
+from flashsale.engine.webhooks.rooms import Rooms
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,9 @@ class SettlementWorker:
     replicas: ReplicaAcks | None = None  # acks=replica: settle only what a replica has
     trim_every: float = 10.0  # seconds between trims of acknowledged entries
     linger_s: float = 0.02  # after a partial batch, the wait before the next read
+    # called after each batch is in the store: webhook deliveries may have been queued
+    on_settled: Callable[[], None] | None = None
+    _rooms: Rooms | None = None
 
     @property
     def cluster(self) -> bool:
@@ -174,7 +179,12 @@ class SettlementWorker:
         # An entry deleted after delivery (XDEL) comes back from XAUTOCLAIM without fields.
         orders = [o for _, entries in work for _id, f in entries if f for o in orders_of(f)]
         if orders:
-            await self.store.apply(orders)
+            # The rooms go along: the same transaction queues the webhooks' deliveries.
+            if self._rooms is None:
+                self._rooms = Rooms(self.redis)
+            await self.store.apply(orders, await self._rooms.of(o.drop_id for o in orders))
+            if self.on_settled is not None:
+                self.on_settled()
         await asyncio.gather(
             *(self.redis.xack(s, GROUP, *[i for i, _ in entries]) for s, entries in work)
         )

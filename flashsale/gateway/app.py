@@ -17,6 +17,7 @@ from flashsale.gateway import (
     orders,
     purchase,
     queue,
+    webhooks,
 )
 from flashsale.gateway.errors import MAX_BODY
 from flashsale.gateway.middleware import gate
@@ -28,7 +29,7 @@ def build_app(gw: Gateway) -> web.Application:
     app[GATEWAY] = gw
     # The purchase route first: aiohttp tries the routes sharing a prefix in this order.
     # The console's pages last: they share no prefix with the API.
-    api = (purchase, drops, queue, entries, live, orders, health, metrics)
+    api = (purchase, drops, queue, entries, live, orders, webhooks, health, metrics)
     for module in (*api, console):
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_background)

@@ -17,6 +17,7 @@ from aiohttp import web
 from flashsale.engine import (
     REDIS_ERRORS,
     STORE_ERRORS,
+    DestinationRefused,
     FairRefusal,
     Refusal,
     Refused,
@@ -134,6 +135,8 @@ def translate(e: Exception) -> ApiError | None:
     if isinstance(e, VariantError):
         status, message = VARIANT_REFUSALS[e.refusal]
         return ApiError(status, "invalid_request", message)
+    if isinstance(e, DestinationRefused):  # a webhook's URL the rules do not allow
+        return ApiError(400, "invalid_request", str(e))
     if isinstance(e, Undecided):
         log.warning("undecided: %r", e)
         return ApiError(504, "undecided", UNDECIDED, {"Retry-After": "1"})

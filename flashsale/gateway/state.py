@@ -25,6 +25,7 @@ class Gateway:
     limiter: RateLimiter
     clients: ClientAddress
     max_in_flight: int  # API requests this process works on at once (Settings)
+    webhook_allow_private: bool = False  # Settings: webhooks to private addresses allowed
     in_flight: int = 0
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set on shutdown
 

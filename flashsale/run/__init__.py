@@ -6,7 +6,7 @@ from flashsale.run.gateway import serve, start_site
 from flashsale.run.gateways import Gateways, cores, reachable
 from flashsale.run.parts import Parts, connected, stop_on_signals
 from flashsale.run.up import up
-from flashsale.run.worker import audit, verify_draw, work
+from flashsale.run.worker import audit, deliverer, verify_draw, work
 
 __all__ = [
     "Gateways",
@@ -14,6 +14,7 @@ __all__ = [
     "audit",
     "connected",
     "cores",
+    "deliverer",
     "reachable",
     "serve",
     "start_site",

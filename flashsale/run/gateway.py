@@ -36,6 +36,7 @@ async def start_site(
         ),
         clients=ClientAddress(settings.trusted_proxies),
         max_in_flight=settings.max_in_flight,
+        webhook_allow_private=settings.webhook_allow_private,
     )
     runner = web.AppRunner(build_app(gw), access_log=None, shutdown_timeout=DRAIN_S)
     await runner.setup()

@@ -69,7 +69,7 @@ async def up(
             worker_stop = asyncio.Event()
             (worker,) = settlers(parts, settings, 1)
             background = asyncio.gather(
-                *housekeeping(parts, settings, worker_stop), worker.run(worker_stop)
+                *housekeeping(parts, settings, worker_stop, [worker]), worker.run(worker_stop)
             )
             print(_banner(settings, host, port, workers), flush=True)
             base = f"http://{reachable(host)}:{port}"

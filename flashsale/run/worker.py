@@ -8,7 +8,14 @@ import logging
 from collections.abc import Awaitable
 
 from flashsale.config import Settings
-from flashsale.engine import AuditReport, Compactor, SettlementWorker, wait_settled
+from flashsale.engine import (
+    AuditReport,
+    Backoff,
+    Compactor,
+    Deliverer,
+    SettlementWorker,
+    wait_settled,
+)
 from flashsale.engine import audit as check_invariants
 from flashsale.run.parts import Parts, connected, stop_on_signals
 
@@ -49,15 +56,38 @@ async def work(settings: Settings, concurrency: int) -> None:
     async with connected(settings) as parts:
         workers = settlers(parts, settings, concurrency)
         log.info("settlement worker running: %s", ", ".join(w.consumer for w in workers))
-        await asyncio.gather(*housekeeping(parts, settings, stop), *(w.run(stop) for w in workers))
+        await asyncio.gather(
+            *housekeeping(parts, settings, stop, workers), *(w.run(stop) for w in workers)
+        )
     log.info("settlement worker stopped")
 
 
-def housekeeping(parts: Parts, settings: Settings, stop: asyncio.Event) -> list[Awaitable[None]]:
-    """What runs beside settlement: the sweeper, the drops-with-work feed, compaction."""
+def deliverer(parts: Parts, settings: Settings) -> Deliverer:
+    """What sends the webhooks' deliveries, as the settings have it."""
+    return Deliverer(
+        parts.store,
+        allow_private=settings.webhook_allow_private,
+        timeout_s=settings.webhook_timeout_s,
+        backoff=Backoff(first_s=settings.webhook_retry_s, give_up_s=settings.webhook_give_up_s),
+    )
+
+
+def housekeeping(
+    parts: Parts, settings: Settings, stop: asyncio.Event, workers: list[SettlementWorker]
+) -> list[Awaitable[None]]:
+    """What runs beside settlement: the sweeper, the drops-with-work feed, compaction, and
+    the webhooks' deliveries (woken by each batch the `workers` settle)."""
     engine = parts.engine
     compactor = Compactor(engine.redis, engine.scripts, engine.drops, settings.retention_s)
-    return [engine.sweeper.run(stop), engine.active.run(stop, engine.url), compactor.run(stop)]
+    sender = deliverer(parts, settings)
+    for worker in workers:
+        worker.on_settled = sender.wake
+    return [
+        engine.sweeper.run(stop),
+        engine.active.run(stop, engine.url),
+        compactor.run(stop),
+        sender.run(stop),
+    ]
 
 
-__all__ = ["audit", "housekeeping", "settlers", "work"]
+__all__ = ["audit", "deliverer", "housekeeping", "settlers", "work"]

@@ -7,10 +7,11 @@ order by two workers, and the row still ends up as Redis has it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from flashsale.engine.models import Order
+from flashsale.engine.store.outbox import Outbox
 
 COLUMNS = (
     "id", "drop_id", "seq", "buyer", "quantity", "amount", "currency", "status",
@@ -102,7 +103,7 @@ def from_row(values: Sequence[object]) -> Order:
     return Order(**dict(zip(COLUMNS, values, strict=True)))  # type: ignore[arg-type]
 
 
-class OrderStore(Protocol):
+class OrderStore(Outbox, Protocol):
     async def open(self) -> None:
         """Connects and creates the schema if it is not there."""
 
@@ -111,9 +112,12 @@ class OrderStore(Protocol):
     async def ping(self) -> None:
         """Raises if the store cannot answer."""
 
-    async def apply(self, orders: Sequence[Order]) -> None:
+    async def apply(
+        self, orders: Sequence[Order], rooms: Mapping[str, str | None] | None = None
+    ) -> None:
         """Records a batch of order events in one transaction; an event already applied, or
-        one behind the stored row, changes nothing."""
+        one behind the stored row, changes nothing. With `rooms` (drop id -> its room), the
+        same transaction queues the events for the webhooks subscribed to them."""
 
     async def get(self, order_id: str) -> Order | None: ...
 

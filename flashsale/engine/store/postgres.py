@@ -7,10 +7,11 @@ made PostgreSQL the slowest part of settlement.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import asyncpg
 
+import flashsale.engine.store.webhook_sql as webhook_sql
 from flashsale.engine.models import Order
 from flashsale.engine.store.base import (
     ADDED_COLUMNS,
@@ -22,6 +23,7 @@ from flashsale.engine.store.base import (
     row,
     upsert_from_sql,
 )
+from flashsale.engine.store.postgres_outbox import PostgresOutbox, make_event_stage
 
 # Each pooled connection's own temporary table, made once when the connection opens; it
 # empties itself at every commit, so a batch always starts from an empty one.
@@ -32,9 +34,10 @@ COMMAND_TIMEOUT_S = 15
 
 async def _make_stage(conn: asyncpg.Connection) -> None:
     await conn.execute(f"CREATE TEMP TABLE {STAGE} (LIKE orders) ON COMMIT DELETE ROWS")
+    await make_event_stage(conn)
 
 
-class PostgresStore:
+class PostgresStore(PostgresOutbox):
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self._pool: asyncpg.Pool | None = None
@@ -52,7 +55,7 @@ class PostgresStore:
             # Two workers starting at once must not race on CREATE TABLE IF NOT EXISTS.
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(7305)")
-                for statement in SCHEMA:
+                for statement in (*SCHEMA, *webhook_sql.SCHEMA):
                     await conn.execute(statement)
                 for name, kind in ADDED_COLUMNS:
                     await conn.execute(f"ALTER TABLE orders ADD COLUMN IF NOT EXISTS {name} {kind}")
@@ -77,12 +80,16 @@ class PostgresStore:
     async def ping(self) -> None:
         await self.pool.fetchval("SELECT 1")
 
-    async def apply(self, orders: Sequence[Order]) -> None:
+    async def apply(
+        self, orders: Sequence[Order], rooms: Mapping[str, str | None] | None = None
+    ) -> None:
         # Collapsed first: one INSERT ... ON CONFLICT may not update a row twice.
         rows = [row(o) for o in collapse(orders)]
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.copy_records_to_table(STAGE, records=rows, columns=COLUMNS)
             await conn.execute(UPSERT_STAGED)
+            if rooms is not None:
+                await self._queue(conn, orders, rooms)
 
     async def get(self, order_id: str) -> Order | None:
         found = await self.pool.fetchrow(f"{SELECT} WHERE id = $1", order_id)

@@ -6,11 +6,12 @@ import asyncio
 import itertools
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import aiosqlite
 
+import flashsale.engine.store.webhook_sql as webhook_sql
 from flashsale.engine.models import Order
 from flashsale.engine.store.base import (
     ADDED_COLUMNS,
@@ -21,12 +22,13 @@ from flashsale.engine.store.base import (
     row,
     upsert_sql,
 )
+from flashsale.engine.store.sqlite_outbox import SQLiteOutbox
 
 UPSERT = upsert_sql("?")
 log = logging.getLogger(__name__)
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteOutbox):
     def __init__(self, path: str) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
@@ -56,7 +58,7 @@ class SQLiteStore:
             try:
                 for pragma in ("journal_mode=WAL", "synchronous=FULL"):
                     await self.db.execute(f"PRAGMA {pragma}")
-                for statement in SCHEMA:
+                for statement in (*SCHEMA, *webhook_sql.SCHEMA):
                     await self.db.execute(statement)
                 async with self.db.execute("PRAGMA table_info(orders)") as cur:
                     have = {r[1] for r in await cur.fetchall()}
@@ -80,11 +82,19 @@ class SQLiteStore:
     async def ping(self) -> None:
         await self.db.execute("SELECT 1")
 
-    async def apply(self, orders: Sequence[Order]) -> None:
+    async def apply(
+        self, orders: Sequence[Order], rooms: Mapping[str, str | None] | None = None
+    ) -> None:
         # Collapsed: an order created and paid within one batch is one row written, not two.
         async with self._writing:
-            await self.db.executemany(UPSERT, [row(o) for o in collapse(orders)])
-            await self.db.commit()
+            try:
+                await self.db.executemany(UPSERT, [row(o) for o in collapse(orders)])
+                if rooms is not None:
+                    await self._queue(orders, rooms)
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()  # the next batch must not commit half of this one
+                raise
 
     async def get(self, order_id: str) -> Order | None:
         async with self.db.execute(f"{SELECT} WHERE id = ?", (order_id,)) as cur:
