@@ -81,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--drop", required=True, help="the draw drop's id")
 
+    s = sub.add_parser("webhooks", help="list webhook subscriptions; replay one from a time")
+    hooks = s.add_subparsers(dest="webhooks_command", required=True)
+    hooks.add_parser("list", help="every subscription, with what it delivered and has left")
+    r = hooks.add_parser("replay", help="send a subscription's events since a time again")
+    r.add_argument("webhook", help="the webhook's id (wh_...)")
+    r.add_argument("--since", required=True, help="RFC 3339: events at or after this time")
+
     s = sub.add_parser("loadtest", help="rehearse a drop: fire, measure, audit")
     from flashsale.loadtest.command import add_arguments
 
@@ -121,6 +128,17 @@ async def _audit(settings: Settings, drop: str | None, wait: float) -> int:
     return 0 if report.ok else 1
 
 
+async def _webhooks(settings: Settings, args: argparse.Namespace) -> int:
+    from flashsale.run import webhooks
+
+    if args.webhooks_command == "list":
+        print("\n".join(await webhooks.listing(settings)) or "no webhooks")
+        return 0
+    queued = await webhooks.replay(settings, args.webhook, args.since)
+    print(f"{queued} event(s) queued again for {args.webhook}; the workers send them now")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
@@ -159,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             code = bench.main(args)
         elif args.command == "verify-draw":
             code = uvloop.run(_verify_draw(settings, args.drop))
+        elif args.command == "webhooks":
+            code = uvloop.run(_webhooks(settings, args))
         elif args.command == "loadtest":
             from flashsale.loadtest import command
 

@@ -63,7 +63,7 @@ async def pg_database() -> AsyncIterator[str]:
 async def pg_url(pg_database: str) -> str:
     """The session's PostgreSQL database with no orders in it."""
     conn = await asyncpg.connect(pg_database)
-    await conn.execute("DROP TABLE IF EXISTS orders")
+    await conn.execute("DROP TABLE IF EXISTS orders, webhooks, webhook_deliveries")
     await conn.close()
     return pg_database
 

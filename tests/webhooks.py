@@ -20,9 +20,10 @@ from tests.burst import until
 README = Path(__file__).parent.parent / "README.md"
 SNIPPET_MARK = "<!-- webhook verification: tests/test_webhooks.py runs this block -->"
 
-# What a receiver does with one request: answer 2xx, answer 500, take longer than the
-# deliverer waits, or close the connection without answering.
-Behaviour = Literal["ok", "fail", "slow", "close"]
+# What a receiver does with one request: answer 2xx, answer 500, answer 2xx after `slow_s`,
+# hang for `slow_s` (longer than the deliverer waits) and count it as nothing, or close the
+# connection without answering.
+Behaviour = Literal["ok", "fail", "slow", "hang", "close"]
 
 
 def readme_verifier() -> Callable[[str, bytes, str], bool]:
@@ -76,13 +77,13 @@ class Receiver:
         try:
             what = self.behave(got)
             self.received.append(got)
-            if what == "slow":
+            if what in ("slow", "hang"):
                 await asyncio.sleep(self.slow_s)
             if what == "close":
                 assert request.transport is not None
                 request.transport.close()
-                raise ConnectionResetError
-            if what == "fail":
+                return web.Response(status=204)  # written to nobody
+            if what in ("fail", "hang"):
                 return web.json_response({"error": "not today"}, status=500)
             self.delivered.append(got)
             return web.json_response({"ok": True})

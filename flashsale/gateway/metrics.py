@@ -1,16 +1,18 @@
 """GET /metrics: Prometheus text, for ops' dashboards (deploy/grafana/).
 
-Two parts. What the processes counted (purchases by outcome, request and Redis latency,
+Three parts. What the processes counted (purchases by outcome, request and Redis latency,
 batch sizes, settled orders; see flashsale/metrics.py), added up over every process of this
 gateway. And what only Redis knows, read at scrape time so no request pays for it: the
 settlement backlog and lag, and the remaining and sold units of each live drop. That part
 is the same on every gateway; it is left out, not an error, while Redis is unreachable.
+And the webhooks' deliveries, from the order store, where every worker records them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
@@ -20,6 +22,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from flashsale.engine import (
     REDIS_ERRORS,
+    STORE_ERRORS,
+    EndpointStats,
     Engine,
     Listed,
     backlog_by_node,
@@ -36,12 +40,49 @@ routes = web.RouteTableDef()
 @routes.get("/metrics")
 async def scrape(request: web.Request) -> web.Response:
     body = counted()
+    gw = gateway(request)
     try:
         async with asyncio.timeout(2.0):
-            body += exposition(await from_redis(gateway(request).engine))
-    except (*REDIS_ERRORS, OSError) as e:
+            body += exposition(await from_redis(gw.engine))
+    except (*REDIS_ERRORS, OSError, TimeoutError) as e:
         log.debug("metrics from Redis left out: %r", e)
+    try:
+        async with asyncio.timeout(2.0):
+            body += exposition(from_outbox(await gw.store.endpoint_stats()))
+    except (*STORE_ERRORS, TimeoutError) as e:
+        log.debug("webhook metrics left out: %r", e)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def from_outbox(stats: list[EndpointStats]) -> list[Metric]:
+    """Per live subscription, from the store (any worker may have made the attempts): its
+    attempts by outcome, what it still has to deliver, and how long the oldest has waited."""
+    now = time.time()
+    attempts = CounterMetricFamily(
+        "flashsale_webhook_deliveries",
+        "Webhook delivery attempts by outcome (delivered: 2xx; retried: failed, tried again "
+        "later; failed: given up after the retry window).",
+        labels=["webhook", "outcome"],
+    )
+    pending = GaugeMetricFamily(
+        "flashsale_webhook_pending", "Webhook deliveries not yet made.", labels=["webhook"]
+    )
+    lag = GaugeMetricFamily(
+        "flashsale_webhook_lag_seconds",
+        "Age of the oldest undelivered webhook event per endpoint (0: all delivered).",
+        labels=["webhook"],
+    )
+    for s in stats:
+        for outcome, n in (
+            ("delivered", s.delivered),
+            ("retried", s.retried),
+            ("failed", s.failed),
+        ):
+            attempts.add_metric([s.webhook_id, outcome], n)
+        pending.add_metric([s.webhook_id], s.pending)
+        oldest = s.oldest_pending_ms
+        lag.add_metric([s.webhook_id], 0.0 if oldest is None else max(0.0, now - oldest / 1000))
+    return [attempts, pending, lag]
 
 
 def counted() -> bytes:
