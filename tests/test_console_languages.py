@@ -57,7 +57,7 @@ def test_every_language_has_every_string_and_nothing_else() -> None:
 # currency codes.
 KEPT = re.compile(
     r"flashsale|Matsutake|farm-7|\bbob\b|\b[a-z0-9]{12}(-[a-z0-9]{20,})?\b|LOTUS|SKU|CSV|QR"
-    r"|eyJ\w+|hk_\w*|\b[A-Z]{3}\b"
+    r"|eyJ\w+|hk_\w*|\b[A-Z]{3}\b|https?://\S*"  # a URL is no English word
 )
 ENGLISH_WORD = re.compile(r"[A-Za-z]{3,}")
 

@@ -151,7 +151,12 @@ async def test_a_log_line_written_for_a_request_carries_its_id(
     assert [r.request_id for r in caplog.records if "unavailable" in r.getMessage()] == ["tap-7f3a"]
 
 
-async def test_the_dashboard_asks_only_for_metrics_the_gateway_serves(stack: Stack) -> None:
+async def test_the_dashboard_asks_only_for_metrics_the_gateway_serves(
+    make_stack: MakeStack,
+) -> None:
+    stack = await make_stack(webhook_allow_private=True)
+    hook = {"url": "http://127.0.0.1:9/hook", "events": ["order.created"]}  # its series exist
+    assert (await stack.call("POST", "/v1/webhooks", hook, stack.as_host)).status == 201
     drop = await stack.new_drop(stock=2)
     assert (await stack.buy(drop["id"], "a")).status == 201
     await stack.settle()

@@ -3,6 +3,7 @@
 
 import { api, applyCounters, Problem, say, sayProblem, STATUS_WORDS } from "./api.js";
 import { count, decimal, language, switcher, t, translatePage, when } from "./i18n.js";
+import { setupWebhooks } from "./webhooks.js";
 import { COMMON_CURRENCIES, examplePrice, formatMoney, isCurrency, minorDigits, toMinor } from "./money.js";
 
 const KEY = "flashsale.hostKey"; // sessionStorage: gone when the tab closes
@@ -636,6 +637,8 @@ $("admission").addEventListener("change", () => {
 // ---------------------------------------------------------------------------------------
 // Start
 
+const loadWebhooks = setupWebhooks(hostCall);
+
 async function start() {
   const last = JSON.parse(localStorage.getItem(LAST) || "{}");
   if (last.currency) $("currency").value = last.currency;
@@ -644,7 +647,7 @@ async function start() {
     $("room-filter").value = last.room;
   }
   priceHint();
-  await loadList();
+  await Promise.all([loadList(), loadWebhooks()]);
   const m = /^#drop=(.+)$/.exec(location.hash);
   if (m) {
     try {
