@@ -54,7 +54,7 @@ class Deliverer:
     allow_private: bool = False
     timeout_s: float = 10.0
     backoff: Backoff = field(default_factory=Backoff)
-    per_endpoint: int = 16  # attempts in flight per subscription
+    per_endpoint: int = 64  # attempts in flight per subscription (and claimed per pass)
     idle_s: float = 0.05  # first pause after a pass that found nothing ...
     max_idle_s: float = 1.0  # ... doubling up to this while nothing comes
     lease: str = field(default_factory=lambda: "d-" + consumer_name())
@@ -88,6 +88,9 @@ class Deliverer:
         async with self._client() as http:
             quiet = self.idle_s
             while not stop.is_set():
+                # Cleared before the pass, not after: an attempt that ends during the pass
+                # wakes the next one instead of being slept through.
+                self._woken.clear()
                 try:
                     started = await self.step(http)
                 except STORE_ERRORS as e:
@@ -97,7 +100,6 @@ class Deliverer:
                     quiet = self.idle_s
                     await asyncio.sleep(0)
                     continue
-                self._woken.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._woken.wait(), quiet)
                 quiet = min(quiet * 2, self.max_idle_s)

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flashsale.loadtest import season_bench, settle_bench
+from flashsale.loadtest.bench import webhook_bench
 from flashsale.loadtest.bench.generators import BENCH_BUYERS, CEILINGS, Measured
 from flashsale.loadtest.bench.queue_bench import measure_queue
 from flashsale.loadtest.bench.redis_cost import unbatched_cost
@@ -37,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     p.add_argument("--generator", choices=("auto", "wrk", "own"), default="auto")
     p.add_argument("--no-seed", action="store_true", help="skip the 380,000-attempt scenario")
+    p.add_argument("--no-webhooks", action="store_true", help="skip (h), webhook deliveries")
     p.add_argument(
         "--rates",
         type=lambda v: [int(r) for r in v.split(",") if r],
@@ -129,6 +131,10 @@ def main(args: argparse.Namespace) -> int:
             measured = settle_bench.measure(args.settle_orders, postgres=args.postgres)
             for figures in asyncio.run(measured):
                 console.print(f"  {figures.line()}")
+        if not args.no_webhooks:
+            console.print("(h) webhooks: the outbox into a fast local receiver; the seed burst")
+            for line in asyncio.run(webhook_bench.measure(postgres=args.postgres)):
+                console.print(f"  {line}")
         if not args.no_season:
             console.print(
                 "(f) a long season: an idle worker among past drops, a night's memory, a soak"
