@@ -13,17 +13,10 @@ from collections.abc import Mapping, Sequence
 import asyncpg
 
 import flashsale.engine.store.webhook_sql as sql
+import flashsale.engine.webhooks.models as m
 from flashsale.engine.models import Order
 from flashsale.engine.store.outbox import now_ms
 from flashsale.engine.webhooks.events import Event, events_of
-from flashsale.engine.webhooks.models import (
-    Attempt,
-    Claimed,
-    Delivery,
-    DeliveryStatus,
-    EndpointStats,
-    Webhook,
-)
 
 # Each pooled connection's staging table of a batch's events (as orders_batch for orders).
 EVENT_STAGE = "webhook_events_batch"
@@ -57,7 +50,7 @@ class PostgresOutbox:
         now = now_ms()
         await conn.execute(QUEUE_STAGED, now, now)
 
-    async def add_webhook(self, webhook: Webhook) -> Webhook:
+    async def add_webhook(self, webhook: m.Webhook) -> m.Webhook:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("LOCK TABLE webhooks IN ACCESS EXCLUSIVE MODE")
             webhook.created_at = now_ms()
@@ -67,10 +60,10 @@ class PostgresOutbox:
             )  # fmt: skip
         return webhook
 
-    async def webhooks(self) -> list[Webhook]:
+    async def webhooks(self) -> list[m.Webhook]:
         return [sql.webhook(tuple(r)) for r in await self.pool.fetch(sql.LIVE_WEBHOOKS)]
 
-    async def webhook(self, webhook_id: str) -> Webhook | None:
+    async def webhook(self, webhook_id: str) -> m.Webhook | None:
         found = await self.pool.fetchrow(sql.numbered(sql.ONE_WEBHOOK), webhook_id)
         return sql.webhook(tuple(found)) if found else None
 
@@ -82,12 +75,14 @@ class PostgresOutbox:
                 await conn.execute(sql.numbered(sql.DROP_PENDING), webhook_id)
         return gone
 
-    async def claim(self, webhook_id: str, lease: str, lease_s: float, limit: int) -> list[Claimed]:
+    async def claim(
+        self, webhook_id: str, lease: str, lease_s: float, limit: int
+    ) -> list[m.Claimed]:
         now = now_ms()
         args = sql.claim_args(webhook_id, lease, now, now + int(lease_s * 1000), limit)
         return sql.claimed([tuple(r) for r in await self.pool.fetch(CLAIM, *args)], lease)
 
-    async def finish(self, attempts: Sequence[Attempt]) -> None:
+    async def finish(self, attempts: Sequence[m.Attempt]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.executemany(FINISH, sql.finish_rows(attempts))
             await conn.executemany(COUNT, sql.count_rows(attempts))
@@ -98,17 +93,17 @@ class PostgresOutbox:
         return len(events)
 
     async def deliveries(
-        self, webhook_id: str, status: DeliveryStatus | None, after: tuple[int, str], limit: int
-    ) -> list[Delivery]:
+        self, webhook_id: str, status: m.DeliveryStatus | None, after: tuple[int, str], limit: int
+    ) -> list[m.Delivery]:
         query = sql.numbered(sql.deliveries_sql(status))
         args = sql.deliveries_args(webhook_id, status, after, limit)
         return [sql.delivery(tuple(r)) for r in await self.pool.fetch(query, *args)]
 
-    async def endpoint_stats(self) -> list[EndpointStats]:
+    async def endpoint_stats(self) -> list[m.EndpointStats]:
         counted = await self.pool.fetch(sql.STATS)
         pending = {r[0]: (r[1], r[2]) for r in await self.pool.fetch(sql.PENDING)}
         return [sql.stats(tuple(r), pending) for r in counted]
 
-    async def delivery_states(self, drop_id: str) -> dict[tuple[str, str], DeliveryStatus]:
+    async def delivery_states(self, drop_id: str) -> dict[tuple[str, str], m.DeliveryStatus]:
         rows = await self.pool.fetch(sql.numbered(sql.STATES_OF_DROP), drop_id)
         return {(r[0], r[1]): r[2] for r in rows}

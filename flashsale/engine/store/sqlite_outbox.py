@@ -8,17 +8,10 @@ from collections.abc import Mapping, Sequence
 import aiosqlite
 
 import flashsale.engine.store.webhook_sql as sql
+import flashsale.engine.webhooks.models as m
 from flashsale.engine.models import Order
 from flashsale.engine.store.outbox import now_ms
 from flashsale.engine.webhooks.events import Event, events_of
-from flashsale.engine.webhooks.models import (
-    Attempt,
-    Claimed,
-    Delivery,
-    DeliveryStatus,
-    EndpointStats,
-    Webhook,
-)
 
 
 class SQLiteOutbox:
@@ -44,7 +37,7 @@ class SQLiteOutbox:
             await self.db.executemany(statement, rows)
             await self.db.commit()
 
-    async def add_webhook(self, webhook: Webhook) -> Webhook:
+    async def add_webhook(self, webhook: m.Webhook) -> m.Webhook:
         async with self._writing:
             # The write lock first, then the time: no batch settles between the two.
             await self.db.execute("BEGIN IMMEDIATE")
@@ -61,11 +54,11 @@ class SQLiteOutbox:
                 raise
         return webhook
 
-    async def webhooks(self) -> list[Webhook]:
+    async def webhooks(self) -> list[m.Webhook]:
         async with self.db.execute(sql.LIVE_WEBHOOKS) as cur:
             return [sql.webhook(r) for r in await cur.fetchall()]
 
-    async def webhook(self, webhook_id: str) -> Webhook | None:
+    async def webhook(self, webhook_id: str) -> m.Webhook | None:
         async with self.db.execute(sql.ONE_WEBHOOK, (webhook_id,)) as cur:
             found = await cur.fetchone()
         return sql.webhook(found) if found else None
@@ -79,7 +72,9 @@ class SQLiteOutbox:
             await self.db.commit()
         return gone
 
-    async def claim(self, webhook_id: str, lease: str, lease_s: float, limit: int) -> list[Claimed]:
+    async def claim(
+        self, webhook_id: str, lease: str, lease_s: float, limit: int
+    ) -> list[m.Claimed]:
         now = now_ms()
         args = sql.claim_args(webhook_id, lease, now, now + int(lease_s * 1000), limit)
         async with self._writing:
@@ -88,7 +83,7 @@ class SQLiteOutbox:
             await self.db.commit()
         return sql.claimed(rows, lease)
 
-    async def finish(self, attempts: Sequence[Attempt]) -> None:
+    async def finish(self, attempts: Sequence[m.Attempt]) -> None:
         async with self._writing:
             await self.db.executemany(sql.FINISH, sql.finish_rows(attempts))
             await self.db.executemany(sql.COUNT, sql.count_rows(attempts))
@@ -99,8 +94,8 @@ class SQLiteOutbox:
         return len(events)
 
     async def deliveries(
-        self, webhook_id: str, status: DeliveryStatus | None, after: tuple[int, str], limit: int
-    ) -> list[Delivery]:
+        self, webhook_id: str, status: m.DeliveryStatus | None, after: tuple[int, str], limit: int
+    ) -> list[m.Delivery]:
         query, args = (
             sql.deliveries_sql(status),
             sql.deliveries_args(webhook_id, status, after, limit),
@@ -108,13 +103,13 @@ class SQLiteOutbox:
         async with self.db.execute(query, args) as cur:
             return [sql.delivery(r) for r in await cur.fetchall()]
 
-    async def endpoint_stats(self) -> list[EndpointStats]:
+    async def endpoint_stats(self) -> list[m.EndpointStats]:
         async with self.db.execute(sql.STATS) as cur:
             counted = await cur.fetchall()
         async with self.db.execute(sql.PENDING) as cur:
             pending = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
         return [sql.stats(r, pending) for r in counted]
 
-    async def delivery_states(self, drop_id: str) -> dict[tuple[str, str], DeliveryStatus]:
+    async def delivery_states(self, drop_id: str) -> dict[tuple[str, str], m.DeliveryStatus]:
         async with self.db.execute(sql.STATES_OF_DROP, (drop_id,)) as cur:
             return {(r[0], r[1]): r[2] for r in await cur.fetchall()}
