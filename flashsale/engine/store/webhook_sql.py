@@ -62,6 +62,7 @@ SCHEMA = [
     # season's delivered rows cost the claims and /metrics nothing.
     """CREATE INDEX IF NOT EXISTS webhook_due ON webhook_deliveries (webhook_id, next_at)
        WHERE status = 'pending'""",
+    # An order's earlier event still to deliver (the claim's NOT EXISTS), read by order.
     "CREATE INDEX IF NOT EXISTS webhook_order ON webhook_deliveries (webhook_id, order_id, rank)",
     "CREATE INDEX IF NOT EXISTS webhook_drop ON webhook_deliveries (drop_id)",
 ]
@@ -128,14 +129,17 @@ def replay_rows(webhook_id: str, events: Iterable[Event], now: int) -> list[tupl
 
 
 # Due deliveries of one subscription, each the next of its order (an order's `paid` waits
-# while its `created` is still to deliver, leased or not), taken under a new lease.
+# while its `created` is still to deliver, leased or not), taken under a new lease. The
+# probe's `status || ''` keeps PostgreSQL off the pending index for it: before its
+# statistics catch up with a burst, the planner took that index and read every pending row
+# of the subscription for each candidate (80 ms a claim at 10,000 pending, 200 events/s).
 # PostgreSQL adds FOR UPDATE SKIP LOCKED: two workers claiming at once take different rows.
 _DUE = (
     "SELECT d.webhook_id, d.event_id FROM webhook_deliveries d "
     "WHERE d.webhook_id = ? AND d.status = 'pending' AND d.next_at <= ? "
     "AND (d.lease_until IS NULL OR d.lease_until < ?) "
     "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.webhook_id = d.webhook_id "
-    "AND e.order_id = d.order_id AND e.rank < d.rank AND e.status = 'pending') "
+    "AND e.order_id = d.order_id AND e.rank < d.rank AND e.status || '' = 'pending') "
     "ORDER BY d.next_at LIMIT ?"
 )
 

@@ -67,7 +67,7 @@ class Deliverer:
     @property
     def lease_s(self) -> float:
         """Longer than any attempt can take: a lease runs out only on a worker that died."""
-        return 2 * self.timeout_s + 5
+        return 2 * self.timeout_s + 1
 
     def wake(self) -> None:
         """New deliveries were queued (settlement in this process): look now."""

@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.table import Table
 
 from flashsale.loadtest import season_bench, settle_bench
-from flashsale.loadtest.bench import webhook_bench
 from flashsale.loadtest.bench.generators import BENCH_BUYERS, CEILINGS, Measured
 from flashsale.loadtest.bench.queue_bench import measure_queue
 from flashsale.loadtest.bench.redis_cost import unbatched_cost
@@ -132,6 +131,8 @@ def main(args: argparse.Namespace) -> int:
             for figures in asyncio.run(measured):
                 console.print(f"  {figures.line()}")
         if not args.no_webhooks:
+            from flashsale.loadtest.bench import webhook_bench  # its own module, run alone too
+
             console.print("(h) webhooks: the outbox into a fast local receiver; the seed burst")
             for line in asyncio.run(webhook_bench.measure(postgres=args.postgres)):
                 console.print(f"  {line}")

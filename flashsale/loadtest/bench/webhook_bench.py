@@ -58,13 +58,14 @@ async def _measure_store(name: str, url: str, receiver: str, events: int, burst:
         await subscribe(store, spec, allow_private=True)
         await _queue(store, "benchdrain01", 0, events)
         deliverer = Deliverer(store, allow_private=True)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         running = asyncio.create_task(deliverer.run(stop))
         left = 1
         while left:  # polled as /metrics reads it: the store, not an event of this process
             await asyncio.sleep(0.02)
             left = (await _pending(store))[0]
         drain_s = time.perf_counter() - started
+        cpu_us = (time.process_time() - cpu) / events * 1e6  # this process: the deliverer
 
         lags: list[float] = []
         feeding = asyncio.create_task(_queue(store, "benchburst01", 0, burst))
@@ -83,7 +84,8 @@ async def _measure_store(name: str, url: str, receiver: str, events: int, burst:
         return (
             f"{name}: {events:,} queued events delivered in {drain_s:.2f} s "
             f"([bold]{events / drain_s:,.0f} events/s[/bold], {deliverer.per_endpoint} in "
-            f"flight); seed burst of {burst:,} orders: lag at most {max(lags):.2f} s, "
+            f"flight, {cpu_us:.0f} us of this process's CPU an event); seed burst of "
+            f"{burst:,} orders: lag at most {max(lags):.2f} s, "
             f"caught up {caught_up_s:.2f} s after the last batch settled"
         )
     finally:
