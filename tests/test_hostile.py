@@ -649,6 +649,67 @@ def family_fair(w: World) -> None:
         check(w.client.send("GET", path, None, buyer("stranger"), route=route), 404)
 
 
+def family_webhooks(w: World) -> None:
+    """Webhook calls attacked: hostile subscription bodies (never a subscription to an
+    address the rules refuse; the gateway here does not allow private ones), hostile ids,
+    delivery queries and replay bodies: 4xx, never 500."""
+    urls = st.one_of(
+        hostile_values(),
+        st.sampled_from([
+            "https://10.0.0.1/x", "https://[::1]/x", "http://127.0.0.1:1/x", "https://0.0.0.0/",
+            "https://169.254.169.254/latest", "https://[fe80::1]/", "https://256.1.1.1/",
+            "https://1.2.3.4.5/", "http://8.8.8.8/x", "https://[::ffff:10.0.0.1]/", "//x",
+            "https://", "https://:443/", "javascript:alert(1)", "file:///etc/passwd",
+            "https://127.0.0.1:99999/", "https://127.0.0.1/#x", "https://" + "a" * 3000,
+        ]),
+    )  # fmt: skip
+    events = st.one_of(hostile_values(), st.lists(st.sampled_from(
+        ["order.created", "order.paid", "order.expired", "order.shipped", "", "ORDER.PAID"]),
+        max_size=5))  # fmt: skip
+    bodies = st.one_of(
+        st.builds(lambda u, e: {"url": u, "events": e}, urls, events),
+        st.builds(
+            lambda u, r: {"url": u, "events": ["order.paid"], "room": r}, urls, hostile_values()
+        ),
+        st.builds(
+            lambda v: {"url": "https://10.0.0.1/", "events": ["order.paid"], "secret": v},
+            hostile_values(),
+        ),
+        malformed_bodies(),
+    )
+
+    @examples(60)
+    @given(bodies)
+    def subscribe(body: Any) -> None:
+        raw = body if isinstance(body, bytes) else encode(body)
+        check(w.client.send("POST", "/v1/webhooks", raw, HOST, route="/v1/webhooks"), 400)
+
+    ids = st.one_of(st.from_regex(r"[A-Za-z0-9_%-]{1,80}", fullmatch=True),
+                    st.sampled_from(["wh_0", "wh_" + "0" * 16, "%00", "x" * 300]))  # fmt: skip
+
+    @examples(30)
+    @given(ids, st.one_of(st.none(), query_values(), st.sampled_from(["failed", "pending"])),
+           st.one_of(st.none(), query_values(), st.sampled_from(["d1:evt_a", "d" + "9" * 20])),
+           st.one_of(hostile_values(), malformed_bodies()))  # fmt: skip
+    def paths(webhook: str, status: str | None, after: str | None, since: Any) -> None:
+        one = f"/v1/webhooks/{webhook}"
+        check(w.client.send("GET", one, None, HOST, route="/v1/webhooks/{id}"), 404)
+        check(w.client.send("DELETE", one, None, HOST, route="/v1/webhooks/{id}"), 404)
+        params = "&".join(f"{k}={v}" for k, v in (("status", status), ("after", after)) if v)
+        listing = f"{one}/deliveries" + ("?" + params if params else "")
+        route = "/v1/webhooks/{id}/deliveries"
+        check(w.client.send("GET", listing, None, HOST, route=route), 400, 404)
+        raw = since if isinstance(since, bytes) else encode({"since": since})
+        route = "/v1/webhooks/{id}/replay"
+        check(w.client.send("POST", f"{one}/replay", raw, HOST, route=route), 400, 404)
+
+    subscribe()
+    paths()
+    check(w.client.send("GET", "/v1/webhooks", None, buyer("nosy"), route="/v1/webhooks"), 403)
+    listed = check(w.client.send("GET", "/v1/webhooks", None, HOST, route="/v1/webhooks"), 200)
+    assert listed.json == {"webhooks": []}, "a hostile body made a subscription"
+
+
 ROUTES: dict[str, set[str]] = {
     "/v1/drops": {"GET", "POST"},
     "/v1/drops/{id}": {"GET"},
@@ -661,12 +722,17 @@ ROUTES: dict[str, set[str]] = {
     "/v1/orders/{id}/pay": {"POST"},
     "/healthz": {"GET"},
     "/readyz": {"GET"},
+    "/v1/webhooks": {"GET", "POST"},
+    "/v1/webhooks/{id}": {"GET", "DELETE"},
+    "/v1/webhooks/{id}/deliveries": {"GET"},
+    "/v1/webhooks/{id}/replay": {"POST"},
 }
 
 
 def wrong_methods(w: World) -> None:
     """Every route with every method it does not take: 405 with Allow."""
-    ids = {"/v1/drops/{id}": w.live["id"], "/v1/orders/{id}": w.reserved["id"]}
+    ids = {"/v1/drops/{id}": w.live["id"], "/v1/orders/{id}": w.reserved["id"],
+           "/v1/webhooks/{id}": "wh_0000000000000000"}  # fmt: skip
     for route, allowed in ROUTES.items():
         path = route
         for prefix, real in ids.items():
@@ -688,6 +754,7 @@ def oversized(w: World) -> None:
         (f"/v1/drops/{live}/open", HOST, "/v1/drops/{id}/open", False),
         (f"/v1/drops/{live}/close", HOST, "/v1/drops/{id}/close", False),
         (f"/v1/orders/{order}/pay", buyer("owner"), "/v1/orders/{id}/pay", False),
+        ("/v1/webhooks", HOST, "/v1/webhooks", True),
         ("/v1/drops/nope/nothing", NOBODY, "<unknown>", False),
     ]
     for path, headers, route, reads_body in posts:
@@ -764,7 +831,7 @@ def regressions(w: World) -> None:
 FAMILIES: tuple[Callable[[World], None], ...] = (
     family_drop_paths, family_order_paths, family_create_bodies, family_restock_bodies,
     family_purchase_bodies, family_variant_drops, family_variant_purchases,
-    family_order_queries, family_room_queries, family_fair,
+    family_order_queries, family_room_queries, family_fair, family_webhooks,
     family_forged_tokens, family_subs, family_host_keys, family_unknown_paths,
     wrong_methods, oversized, probes, regressions,
 )  # fmt: skip

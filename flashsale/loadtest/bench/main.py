@@ -146,7 +146,14 @@ def main(args: argparse.Namespace) -> int:
         console.print(
             "seed scenario: 38,000 units, 380,000 attempts, limit 2, burst; one SKU, then two"
         )
+        watch = None
+        if not args.no_webhooks:
+            from flashsale.loadtest.bench.webhook_bench import SeedWatch
+
+            watch = SeedWatch(stack, rig.url, rig.host_key)
         ok, lines = measure_seed(rig, conns)
+        if watch is not None:
+            lines += watch.finish()
         for line in lines:
             console.print(line)
         return 0 if ok else 1
