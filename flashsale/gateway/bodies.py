@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import TypeVar
 
@@ -51,3 +53,24 @@ def idempotency_key(key: str | None) -> str | None:
     if not IDEMPOTENCY_KEY.match(key):
         raise invalid("Idempotency-Key must be 1 to 128 printable ASCII characters")
     return key
+
+
+# Cursors are opaque (CONTRACT): base64url of a text only this API writes, in the shape its
+# listing reads back; anything else is 400.
+NOT_A_CURSOR = "after is not a cursor this API gave out"
+
+
+def encode_cursor(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, shape: re.Pattern[str]) -> re.Match[str]:
+    """A cursor's text, if it is one this API gave out (base64url of `shape`); else 400."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise invalid(NOT_A_CURSOR) from None
+    m = shape.fullmatch(raw)
+    if m is None:
+        raise invalid(NOT_A_CURSOR)
+    return m

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
 import io
 import re
@@ -23,7 +21,14 @@ from flashsale.engine import (
     reopen,
     rfc3339,
 )
-from flashsale.gateway.bodies import invalid, query_int, read_json
+from flashsale.gateway.bodies import (
+    NOT_A_CURSOR,
+    decode_cursor,
+    encode_cursor,
+    invalid,
+    query_int,
+    read_json,
+)
 from flashsale.gateway.errors import Answer, ApiError, json_response, ok, response
 from flashsale.gateway.state import Gateway, gateway
 
@@ -35,7 +40,6 @@ CURSOR = re.compile(r"s[0-9]{1,18}")
 DROPS_PAGE_MAX = 1_000
 # A drop cursor is "t<its index score>:<its id>" (engine/drops.py `Mark`).
 DROP_CURSOR = re.compile(r"t([0-9]{1,12}(?:\.[0-9]{1,9})?):([a-z0-9]{1,32})")
-NOT_A_CURSOR = "after is not a cursor this API gave out"
 CSV_COLUMNS = (
     "id",
     "buyer",
@@ -82,13 +86,13 @@ async def list_drops(request: web.Request) -> web.Response:
 
 
 def _drop_cursor(mark: Mark) -> str:
-    return _encode_cursor(f"t{mark[0]!r}:{mark[1]}")
+    return encode_cursor(f"t{mark[0]!r}:{mark[1]}")
 
 
 def _drop_mark(cursor: str | None) -> Mark | None:
     if cursor is None:
         return None
-    m = _decode_cursor(cursor, DROP_CURSOR)
+    m = decode_cursor(cursor, DROP_CURSOR)
     if not is_drop_id(m[2]):
         raise invalid(NOT_A_CURSOR)
     return float(m[1]), m[2]
@@ -132,27 +136,11 @@ async def restock(request: web.Request) -> web.Response:
 
 
 def _cursor(seq: int) -> str:
-    return _encode_cursor(f"s{seq}")
+    return encode_cursor(f"s{seq}")
 
 
 def _after(cursor: str | None) -> int:
-    return 0 if cursor is None else int(_decode_cursor(cursor, CURSOR)[0][1:])
-
-
-def _encode_cursor(raw: str) -> str:
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, shape: re.Pattern[str]) -> re.Match[str]:
-    """A cursor's text, if it is one this API gave out (base64url of `shape`); else 400."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise invalid(NOT_A_CURSOR) from None
-    m = shape.fullmatch(raw)
-    if m is None:
-        raise invalid(NOT_A_CURSOR)
-    return m
+    return 0 if cursor is None else int(decode_cursor(cursor, CURSOR)[0][1:])
 
 
 def _csv_cell(value: object) -> object:

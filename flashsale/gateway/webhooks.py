@@ -16,13 +16,14 @@ from flashsale.engine import (
     replay_since,
     subscribe,
 )
-from flashsale.gateway.bodies import invalid, query_int, read_json
+from flashsale.gateway.bodies import decode_cursor, encode_cursor, invalid, query_int, read_json
 from flashsale.gateway.errors import ApiError, json_response
 from flashsale.gateway.state import Gateway, gateway
 
 routes = web.RouteTableDef()
 PAGE_MAX = 1_000
-# A deliveries cursor is "d<event time, ms>:<event id>"; an event id is evt_<order id>_<kind>.
+# A deliveries cursor is opaque: "d<event time, ms>:<event id>" (an event id is
+# evt_<order id>_<kind>) in base64url.
 CURSOR = re.compile(r"d([0-9]{1,15}):(evt_[a-z0-9_-]{1,80})")
 
 
@@ -75,13 +76,13 @@ async def deliveries(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 100, 1, PAGE_MAX)
     after = (-1, "")
     if (raw := request.query.get("after")) is not None:
-        if not (m := CURSOR.fullmatch(raw)):
-            raise invalid("after is not a cursor this API gave out")
+        m = decode_cursor(raw, CURSOR)
         after = (int(m[1]), m[2])
     page = await gw.store.deliveries(webhook.id, cast(DeliveryStatus | None, status), after,
                                      limit + 1)  # fmt: skip
     shown, more = page[:limit], len(page) > limit
-    next_cursor = f"d{shown[-1].event_at}:{shown[-1].event_id}" if more else None
+    last = shown[-1] if shown else None
+    next_cursor = encode_cursor(f"d{last.event_at}:{last.event_id}") if more and last else None
     return json_response({"deliveries": [d.public() for d in shown], "next": next_cursor})
 
 

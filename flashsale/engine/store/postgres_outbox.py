@@ -78,8 +78,7 @@ class PostgresOutbox:
     async def claim(
         self, webhook_id: str, lease: str, lease_s: float, limit: int
     ) -> list[m.Claimed]:
-        now = now_ms()
-        args = sql.claim_args(webhook_id, lease, now, now + int(lease_s * 1000), limit)
+        args = sql.claim_args(webhook_id, lease, lease_s, limit)
         return sql.claimed([tuple(r) for r in await self.pool.fetch(CLAIM, *args)], lease)
 
     async def finish(self, attempts: Sequence[m.Attempt]) -> None:

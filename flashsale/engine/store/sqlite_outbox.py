@@ -75,8 +75,7 @@ class SQLiteOutbox:
     async def claim(
         self, webhook_id: str, lease: str, lease_s: float, limit: int
     ) -> list[m.Claimed]:
-        now = now_ms()
-        args = sql.claim_args(webhook_id, lease, now, now + int(lease_s * 1000), limit)
+        args = sql.claim_args(webhook_id, lease, lease_s, limit)
         async with self._writing:
             async with self.db.execute(sql.claim_sql(), args) as cur:
                 rows = await cur.fetchall()

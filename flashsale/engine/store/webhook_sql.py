@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from flashsale.engine.store.outbox import now_ms
 from flashsale.engine.webhooks.events import Event
 from flashsale.engine.webhooks.models import (
     Attempt,
@@ -152,8 +153,10 @@ def claim_sql(lock: str = "") -> str:
     )
 
 
-def claim_args(webhook_id: str, lease: str, now: int, lease_until: int, limit: int) -> tuple:
-    return (lease, lease_until, webhook_id, now, now, limit)
+def claim_args(webhook_id: str, lease: str, lease_s: float, limit: int) -> tuple[object, ...]:
+    """The claim's parameters, due and leased as of now."""
+    now = now_ms()
+    return (lease, now + int(lease_s * 1000), webhook_id, now, now, limit)
 
 
 def claimed(rows: Iterable[Iterable[object]], lease: str) -> list[Claimed]:

@@ -190,6 +190,9 @@ class Deliverer:
             return None, str(e)
         except (aiohttp.ClientError, OSError) as e:
             return None, f"{type(e).__name__}: {e}"[:300]
+        except Exception as e:  # a surprise is a failed attempt, tried again: never a lost one
+            log.exception("webhook delivery to %s failed unexpectedly", webhook.url)
+            return None, f"{type(e).__name__}: {e}"[:300]
 
 
 __all__ = ["Backoff", "Deliverer"]
