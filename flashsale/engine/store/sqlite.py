@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 import aiosqlite
@@ -82,19 +83,29 @@ class SQLiteStore(SQLiteOutbox):
     async def ping(self) -> None:
         await self.db.execute("SELECT 1")
 
-    async def apply(
-        self, orders: Sequence[Order], rooms: Mapping[str, str | None] | None = None
-    ) -> None:
-        # Collapsed: an order created and paid within one batch is one row written, not two.
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction, committed at the end or rolled back whole. The write lock
+        is taken first (BEGIN IMMEDIATE): a writer in another process is then waited for
+        (busy_timeout), where a deferred transaction that had read first could be refused
+        at once ("database is locked") because its snapshot went stale meanwhile."""
         async with self._writing:
+            await self.db.execute("BEGIN IMMEDIATE")
             try:
-                await self.db.executemany(UPSERT, [row(o) for o in collapse(orders)])
-                if rooms is not None:
-                    await self._queue(orders, rooms)
+                yield self.db
                 await self.db.commit()
             except BaseException:
                 await self.db.rollback()  # the next batch must not commit half of this one
                 raise
+
+    async def apply(
+        self, orders: Sequence[Order], rooms: Mapping[str, str | None] | None = None
+    ) -> None:
+        # Collapsed: an order created and paid within one batch is one row written, not two.
+        async with self.writing() as db:
+            await db.executemany(UPSERT, [row(o) for o in collapse(orders)])
+            if rooms is not None:
+                await self._queue(orders, rooms)
 
     async def get(self, order_id: str) -> Order | None:
         async with self.db.execute(f"{SELECT} WHERE id = ?", (order_id,)) as cur:
@@ -117,6 +128,5 @@ class SQLiteStore(SQLiteOutbox):
             return [r[0] for r in await cur.fetchall()]
 
     async def delete(self, order_id: str) -> None:
-        async with self._writing:
-            await self.db.execute("DELETE FROM orders WHERE id = ?", (order_id,))
-            await self.db.commit()
+        async with self.writing() as db:
+            await db.execute("DELETE FROM orders WHERE id = ?", (order_id,))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 
 import aiosqlite
@@ -15,43 +15,33 @@ from flashsale.engine.webhooks.events import Event, events_of
 
 
 class SQLiteOutbox:
-    """Mixed into SQLiteStore, whose connection and write lock it shares."""
-
-    _writing: asyncio.Lock
+    """Mixed into SQLiteStore, whose connection and write transactions it shares."""
 
     @property
     def db(self) -> aiosqlite.Connection:
         raise NotImplementedError
 
+    def writing(self) -> contextlib.AbstractAsyncContextManager[aiosqlite.Connection]:
+        raise NotImplementedError  # SQLiteStore.writing: one write transaction
+
     async def _queue(self, orders: Sequence[Order], rooms: Mapping[str, str | None]) -> None:
-        """Inside apply's transaction (after its first write, so it holds the write lock and
-        reads the latest subscriptions): queues the batch's events for them."""
+        """Inside apply's write transaction (which holds the write lock, so it reads the latest
+        subscriptions): queues the batch's events for them."""
         async with self.db.execute(sql.ANY_LIVE) as cur:
             if await cur.fetchone() is None:
                 return
         rows = sql.queue_one_rows(events_of(orders), rooms, now_ms())
         await self.db.executemany(sql.QUEUE_ONE, rows)
 
-    async def _write(self, statement: str, rows: Sequence[Sequence[object]]) -> None:
-        async with self._writing:
-            await self.db.executemany(statement, rows)
-            await self.db.commit()
-
     async def add_webhook(self, webhook: m.Webhook) -> m.Webhook:
-        async with self._writing:
+        async with self.writing() as db:
             # The write lock first, then the time: no batch settles between the two.
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                webhook.created_at = now_ms()
-                await self.db.execute(
-                    sql.INSERT_WEBHOOK,
-                    (webhook.id, webhook.url, " ".join(webhook.events), webhook.room,
-                     webhook.secret, webhook.created_at),
-                )  # fmt: skip
-                await self.db.commit()
-            except BaseException:
-                await self.db.rollback()
-                raise
+            webhook.created_at = now_ms()
+            await db.execute(
+                sql.INSERT_WEBHOOK,
+                (webhook.id, webhook.url, " ".join(webhook.events), webhook.room,
+                 webhook.secret, webhook.created_at),
+            )  # fmt: skip
         return webhook
 
     async def webhooks(self) -> list[m.Webhook]:
@@ -64,32 +54,29 @@ class SQLiteOutbox:
         return sql.webhook(found) if found else None
 
     async def delete_webhook(self, webhook_id: str) -> bool:
-        async with self._writing:
-            cur = await self.db.execute(sql.DELETE_WEBHOOK, (now_ms(), webhook_id))
+        async with self.writing() as db:
+            cur = await db.execute(sql.DELETE_WEBHOOK, (now_ms(), webhook_id))
             gone = cur.rowcount > 0
             if gone:
-                await self.db.execute(sql.DROP_PENDING, (webhook_id,))
-            await self.db.commit()
+                await db.execute(sql.DROP_PENDING, (webhook_id,))
         return gone
 
     async def claim(
         self, webhook_id: str, lease: str, lease_s: float, limit: int
     ) -> list[m.Claimed]:
         args = sql.claim_args(webhook_id, lease, lease_s, limit)
-        async with self._writing:
-            async with self.db.execute(sql.claim_sql(), args) as cur:
-                rows = await cur.fetchall()
-            await self.db.commit()
+        async with self.writing() as db, db.execute(sql.claim_sql(), args) as cur:
+            rows = await cur.fetchall()
         return sql.claimed(rows, lease)
 
     async def finish(self, attempts: Sequence[m.Attempt]) -> None:
-        async with self._writing:
-            await self.db.executemany(sql.FINISH, sql.finish_rows(attempts))
-            await self.db.executemany(sql.COUNT, sql.count_rows(attempts))
-            await self.db.commit()
+        async with self.writing() as db:
+            await db.executemany(sql.FINISH, sql.finish_rows(attempts))
+            await db.executemany(sql.COUNT, sql.count_rows(attempts))
 
     async def replay(self, webhook_id: str, events: Sequence[Event]) -> int:
-        await self._write(sql.REPLAY, sql.replay_rows(webhook_id, events, now_ms()))
+        async with self.writing() as db:
+            await db.executemany(sql.REPLAY, sql.replay_rows(webhook_id, events, now_ms()))
         return len(events)
 
     async def deliveries(
