@@ -80,7 +80,10 @@ class SettlementWorker:
     linger_s: float = 0.02  # after a partial batch, the wait before the next read
     # called after each batch is in the store: webhook deliveries may have been queued
     on_settled: Callable[[], None] | None = None
-    _rooms: Rooms | None = None
+    _rooms: Rooms = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._rooms = Rooms(self.redis)
 
     @property
     def cluster(self) -> bool:
@@ -180,8 +183,6 @@ class SettlementWorker:
         orders = [o for _, entries in work for _id, f in entries if f for o in orders_of(f)]
         if orders:
             # The rooms go along: the same transaction queues the webhooks' deliveries.
-            if self._rooms is None:
-                self._rooms = Rooms(self.redis)
             await self.store.apply(orders, await self._rooms.of(o.drop_id for o in orders))
             if self.on_settled is not None:
                 self.on_settled()

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from flashsale.engine.models import Drop, Order
 from flashsale.engine.store import OrderStore
-from flashsale.engine.webhooks.events import event, kinds_of
+from flashsale.engine.webhooks.events import event_at, event_id, kinds_of
 from flashsale.engine.webhooks.models import Webhook
 
 DELIVERY_INVARIANTS = {10: "webhooks delivered"}
@@ -39,14 +39,14 @@ async def delivery_findings(
         expected = 0
         for order in orders:
             for kind in kinds_of(order):
-                e = event(order, kind)
-                if kind not in wanted or e.at < hook.created_at + CLOCK_MARGIN_MS:
+                if kind not in wanted or event_at(order, kind) < hook.created_at + CLOCK_MARGIN_MS:
                     continue
                 expected += 1
-                state = states.get((hook.id, e.id), "never queued")
+                eid = event_id(order.id, kind)
+                state = states.get((hook.id, eid), "never queued")
                 if state != "delivered":
                     undelivered[state] += 1
-                    example = example or e.id
+                    example = example or eid
         if undelivered:
             parts = ", ".join(f"{n} {state}" for state, n in sorted(undelivered.items()))
             missing = undelivered.total()

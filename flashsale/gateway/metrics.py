@@ -73,11 +73,7 @@ def from_outbox(stats: list[EndpointStats]) -> list[Metric]:
         labels=["webhook"],
     )
     for s in stats:
-        for outcome, n in (
-            ("delivered", s.delivered),
-            ("retried", s.retried),
-            ("failed", s.failed),
-        ):
+        for outcome, n in s.attempts.items():
             attempts.add_metric([s.webhook_id, outcome], n)
         pending.add_metric([s.webhook_id], s.pending)
         oldest = s.oldest_pending_ms

@@ -91,6 +91,5 @@ async def replay(request: web.Request) -> web.Response:
     gw = gateway(request)
     webhook = await _found(gw, request)
     spec = await read_json(request, ReplaySpec)
-    since_ms = int(spec.since.timestamp() * 1000)
-    queued = await replay_since(gw.store, gw.engine.drops, webhook, since_ms)
+    queued = await replay_since(gw.store, gw.engine.drops, webhook, spec.since)
     return json_response({"replayed": queued})

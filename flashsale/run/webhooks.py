@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import msgspec
+
 from flashsale.config import ConfigError, Settings
-from flashsale.engine import replay_since, rfc3339
+from flashsale.engine import ReplaySpec, replay_since, rfc3339
 from flashsale.run.parts import connected
 
 
@@ -17,31 +19,32 @@ async def listing(settings: Settings) -> list[str]:
         lines = []
         for hook in await parts.store.webhooks():
             s = stats.get(hook.id)
-            counts = f"{s.delivered} delivered, {s.pending} pending, {s.failed} failed" if s else ""
+            counts = (f"{s.attempts['delivered']} delivered, {s.pending} pending, "
+                      f"{s.attempts['failed']} failed") if s else ""  # fmt: skip
             kinds, since = ",".join(hook.events), rfc3339(hook.created_at)
             lines.append(f"{hook.id}  {hook.url}  room={hook.room or '*'}  {kinds}  "
                          f"since {since}  {counts}")  # fmt: skip
         return lines
 
 
-def parse_since(raw: str) -> int:
+def parse_since(raw: str) -> datetime:
+    """`--since` read by the API's own rule (ReplaySpec): RFC 3339, with its time zone."""
     try:
-        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"--since must be an RFC 3339 time, not {raw!r}") from None
-    if when.tzinfo is None:
-        raise ConfigError("--since needs a time zone (2026-12-03T08:00:00Z)")
-    return int(when.timestamp() * 1000)
+        return msgspec.convert({"since": raw}, ReplaySpec).since
+    except msgspec.ValidationError as e:
+        raise ConfigError(
+            f"--since must be an RFC 3339 time with a zone, not {raw!r} ({e})"
+        ) from None
 
 
 async def replay(settings: Settings, webhook_id: str, since: str) -> int:
     """Queues the subscription's events since `since` again; returns how many."""
-    since_ms = parse_since(since)
+    when = parse_since(since)
     async with connected(settings) as parts:
         hook = await parts.store.webhook(webhook_id)
         if hook is None:
             raise ConfigError(f"no webhook {webhook_id!r} in {settings.database_url}")
-        return await replay_since(parts.store, parts.engine.drops, hook, since_ms)
+        return await replay_since(parts.store, parts.engine.drops, hook, when)
 
 
 __all__ = ["listing", "replay"]

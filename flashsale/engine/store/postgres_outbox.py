@@ -23,6 +23,14 @@ EVENT_STAGE = "webhook_events_batch"
 QUEUE_STAGED = sql.numbered(sql.queue_staged(EVENT_STAGE))
 CLAIM = sql.numbered(sql.claim_sql(" FOR UPDATE SKIP LOCKED"))
 FINISH, COUNT, REPLAY = (sql.numbered(s) for s in (sql.FINISH, sql.COUNT, sql.REPLAY))
+INSERT_WEBHOOK, ONE_WEBHOOK, DELETE_WEBHOOK, DROP_PENDING, STATES_OF_DROP = (
+    sql.numbered(s)
+    for s in (sql.INSERT_WEBHOOK, sql.ONE_WEBHOOK, sql.DELETE_WEBHOOK, sql.DROP_PENDING,
+              sql.STATES_OF_DROP)
+)  # fmt: skip
+DELIVERIES = {
+    status: sql.numbered(sql.deliveries_sql(status)) for status in (None, *m.DELIVERY_STATUSES)
+}
 
 
 async def make_event_stage(conn: asyncpg.Connection) -> None:
@@ -55,7 +63,7 @@ class PostgresOutbox:
             await conn.execute("LOCK TABLE webhooks IN ACCESS EXCLUSIVE MODE")
             webhook.created_at = now_ms()
             await conn.execute(
-                sql.numbered(sql.INSERT_WEBHOOK), webhook.id, webhook.url,
+                INSERT_WEBHOOK, webhook.id, webhook.url,
                 " ".join(webhook.events), webhook.room, webhook.secret, webhook.created_at,
             )  # fmt: skip
         return webhook
@@ -64,15 +72,15 @@ class PostgresOutbox:
         return [sql.webhook(tuple(r)) for r in await self.pool.fetch(sql.LIVE_WEBHOOKS)]
 
     async def webhook(self, webhook_id: str) -> m.Webhook | None:
-        found = await self.pool.fetchrow(sql.numbered(sql.ONE_WEBHOOK), webhook_id)
+        found = await self.pool.fetchrow(ONE_WEBHOOK, webhook_id)
         return sql.webhook(tuple(found)) if found else None
 
     async def delete_webhook(self, webhook_id: str) -> bool:
         async with self.pool.acquire() as conn, conn.transaction():
-            status = await conn.execute(sql.numbered(sql.DELETE_WEBHOOK), now_ms(), webhook_id)
+            status = await conn.execute(DELETE_WEBHOOK, now_ms(), webhook_id)
             gone = status.endswith(" 1")
             if gone:
-                await conn.execute(sql.numbered(sql.DROP_PENDING), webhook_id)
+                await conn.execute(DROP_PENDING, webhook_id)
         return gone
 
     async def claim(
@@ -94,9 +102,8 @@ class PostgresOutbox:
     async def deliveries(
         self, webhook_id: str, status: m.DeliveryStatus | None, after: tuple[int, str], limit: int
     ) -> list[m.Delivery]:
-        query = sql.numbered(sql.deliveries_sql(status))
         args = sql.deliveries_args(webhook_id, status, after, limit)
-        return [sql.delivery(tuple(r)) for r in await self.pool.fetch(query, *args)]
+        return [sql.delivery(tuple(r)) for r in await self.pool.fetch(DELIVERIES[status], *args)]
 
     async def endpoint_stats(self) -> list[m.EndpointStats]:
         counted = await self.pool.fetch(sql.STATS)
@@ -104,5 +111,5 @@ class PostgresOutbox:
         return [sql.stats(tuple(r), pending) for r in counted]
 
     async def delivery_states(self, drop_id: str) -> dict[tuple[str, str], m.DeliveryStatus]:
-        rows = await self.pool.fetch(sql.numbered(sql.STATES_OF_DROP), drop_id)
+        rows = await self.pool.fetch(STATES_OF_DROP, drop_id)
         return {(r[0], r[1]): r[2] for r in rows}

@@ -18,6 +18,7 @@ from typing import Any
 from flashsale.engine.store.outbox import now_ms
 from flashsale.engine.webhooks.events import Event
 from flashsale.engine.webhooks.models import (
+    ATTEMPT_OUTCOMES,
     Attempt,
     Claimed,
     Delivery,
@@ -100,18 +101,21 @@ def queue_staged(table: str) -> str:
 STAGED_COLUMNS = ("event_id", "order_id", "drop_id", "type", "rank", "event_at", "body", "room")
 
 
+def _values(e: Event) -> tuple[object, ...]:
+    """An event's columns, in _TARGET's order after webhook_id (and STAGED_COLUMNS')."""
+    return (e.id, e.order_id, e.drop_id, e.type, e.rank, e.at, e.body)
+
+
 def staged_rows(
     events: Iterable[Event], rooms: Mapping[str, str | None]
 ) -> list[tuple[object, ...]]:
-    return [(e.id, e.order_id, e.drop_id, e.type, e.rank, e.at, e.body, rooms.get(e.drop_id))
-            for e in events]  # fmt: skip
+    return [(*_values(e), rooms.get(e.drop_id)) for e in events]
 
 
 def queue_one_rows(
     events: Iterable[Event], rooms: Mapping[str, str | None], now: int
 ) -> list[tuple[object, ...]]:
-    return [(e.id, e.order_id, e.drop_id, e.type, e.rank, e.at, e.body, now, now,
-             rooms.get(e.drop_id), e.type) for e in events]  # fmt: skip
+    return [(*_values(e), now, now, rooms.get(e.drop_id), e.type) for e in events]
 
 
 # A replay: the events queued again (or for the first time) as new, whatever became of them.
@@ -125,8 +129,7 @@ REPLAY = (
 
 
 def replay_rows(webhook_id: str, events: Iterable[Event], now: int) -> list[tuple[object, ...]]:
-    return [(webhook_id, e.id, e.order_id, e.drop_id, e.type, e.rank, e.at, e.body, now, now)
-            for e in events]  # fmt: skip
+    return [(webhook_id, *_values(e), now, now) for e in events]
 
 
 # Due deliveries of one subscription, each the next of its order (an order's `paid` waits
@@ -187,8 +190,8 @@ def count_rows(attempts: Iterable[Attempt]) -> list[tuple[int, int, int, str]]:
     the attempt was made either way)."""
     counts: dict[str, list[int]] = {}
     for a in attempts:
-        slot = counts.setdefault(a.claimed.webhook_id, [0, 0, 0])
-        slot[("delivered", "retried", "failed").index(a.outcome)] += 1
+        slot = counts.setdefault(a.claimed.webhook_id, [0] * len(ATTEMPT_OUTCOMES))
+        slot[ATTEMPT_OUTCOMES.index(a.outcome)] += 1
     return [(d, r, f, webhook_id) for webhook_id, (d, r, f) in counts.items()]
 
 
@@ -255,6 +258,8 @@ def webhook(r: Sequence[Any]) -> Webhook:
 def stats(r: Sequence[Any], pending: Mapping[str, tuple[int, int | None]]) -> EndpointStats:
     webhook_id, url, delivered, retried, failed = r
     waiting, oldest = pending.get(webhook_id, (0, None))
-    return EndpointStats(webhook_id=webhook_id, url=url, delivered=int(delivered),
-                         retried=int(retried), failed=int(failed), pending=int(waiting),
+    counted = (int(delivered), int(retried), int(failed))  # COUNT's and STATS' order
+    return EndpointStats(webhook_id=webhook_id, url=url,
+                         attempts=dict(zip(ATTEMPT_OUTCOMES, counted, strict=True)),
+                         pending=int(waiting),
                          oldest_pending_ms=None if oldest is None else int(oldest))  # fmt: skip

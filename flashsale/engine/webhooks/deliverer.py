@@ -152,7 +152,7 @@ class Deliverer:
             self._in_flight[webhook.id] -= 1
         self.attempts += 1
         now = now_ms()
-        if code is not None and 200 <= code < 300:
+        if error is None:  # send's 2xx
             self._done.append(Attempt(claimed=claimed, outcome="delivered", at=now, next_at=now,
                                       code=code))  # fmt: skip
         else:
@@ -165,7 +165,7 @@ class Deliverer:
     async def send(
         self, http: aiohttp.ClientSession, webhook: Webhook, claimed: Claimed
     ) -> tuple[int | None, str | None]:
-        """One POST: (its status, or None) and, unless 2xx, why it does not count."""
+        """One POST: (its status, or None) and why it does not count (None: 2xx, delivered)."""
         body = claimed.body.encode()
         headers = {
             EVENT_ID_HEADER: claimed.event_id,

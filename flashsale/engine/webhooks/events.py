@@ -45,10 +45,16 @@ def _as_created(order: Order) -> Order:
     return msgspec.structs.replace(order, status=status, ended_at=None)
 
 
+def event_at(order: Order, kind: EventType) -> int:
+    """When the event happened (ms): the order's creation, or its payment or expiry. Cheap:
+    what the audit and a replay's cut-off need, without the event's body."""
+    return order.created_at if kind == "order.created" else (order.ended_at or order.created_at)
+
+
 def event(order: Order, kind: EventType) -> Event:
     """The event `kind` of `order` (for paid or expired: the order as it ended)."""
     shown = _as_created(order) if kind == "order.created" else order
-    at = shown.created_at if kind == "order.created" else (order.ended_at or order.created_at)
+    at = event_at(order, kind)
     eid = event_id(order.id, kind)
     payload = {"id": eid, "type": kind, "created_at": rfc3339(at), "order": shown.public()}
     return Event(
@@ -81,4 +87,13 @@ def events_of(orders: Iterable[Order]) -> list[Event]:
     return list(seen.values())
 
 
-__all__ = ["EVENT_TYPES", "Event", "EventType", "event", "event_id", "events_of", "kinds_of"]
+__all__ = [
+    "EVENT_TYPES",
+    "Event",
+    "EventType",
+    "event",
+    "event_at",
+    "event_id",
+    "events_of",
+    "kinds_of",
+]

@@ -93,9 +93,7 @@ class EndpointStats(msgspec.Struct, frozen=True, kw_only=True):
 
     webhook_id: str
     url: str
-    delivered: int  # attempts, ever, by outcome
-    retried: int
-    failed: int
+    attempts: dict[AttemptOutcome, int]  # ever, by outcome
     pending: int  # deliveries not yet made
     oldest_pending_ms: int | None  # when the oldest of those was queued
 

@@ -4,6 +4,7 @@ checked), and replay one from a point in time out of the order store."""
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -13,7 +14,14 @@ from flashsale.engine.drops import Drops
 from flashsale.engine.specs import Text64, When
 from flashsale.engine.store import OrderStore
 from flashsale.engine.store.base import iter_orders
-from flashsale.engine.webhooks.events import EVENT_TYPES, Event, EventType, event, kinds_of
+from flashsale.engine.webhooks.events import (
+    EVENT_TYPES,
+    Event,
+    EventType,
+    event,
+    event_at,
+    kinds_of,
+)
 from flashsale.engine.webhooks.models import Webhook
 from flashsale.engine.webhooks.signing import new_secret
 from flashsale.engine.webhooks.targets import MAX_URL, check_destination
@@ -44,20 +52,21 @@ async def subscribe(store: OrderStore, spec: WebhookSpec, allow_private: bool) -
     return await store.add_webhook(webhook)
 
 
-async def replay_since(store: OrderStore, drops: Drops, webhook: Webhook, since_ms: int) -> int:
+async def replay_since(store: OrderStore, drops: Drops, webhook: Webhook, since: datetime) -> int:
     """Queues again every event of the subscription's drops that happened at or after
-    `since_ms`, from the orders in the store (so also those settled before it existed);
+    `since`, from the orders in the store (so also those settled before it existed);
     returns how many. Each keeps its id and body: a receiver that had it already sees a
     duplicate it can drop by id."""
     ids = await drops.ids(webhook.room) if webhook.room else await store.drop_ids()
     wanted = set(webhook.events)
+    since_ms = int(since.timestamp() * 1000)
     queued = 0
     chunk: list[Event] = []
     for drop_id in ids:
         async for order in iter_orders(store, drop_id):
             for kind in kinds_of(order):
-                if kind in wanted and (e := event(order, kind)).at >= since_ms:
-                    chunk.append(e)
+                if kind in wanted and event_at(order, kind) >= since_ms:
+                    chunk.append(event(order, kind))
             if len(chunk) >= REPLAY_CHUNK:
                 queued += await store.replay(webhook.id, chunk)
                 chunk = []
